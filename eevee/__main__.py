@@ -1,0 +1,5 @@
+import sys
+
+from eevee.cli import main
+
+sys.exit(main())

@@ -1,0 +1,161 @@
+"""The differ: the smallest RFC 6902 patch that brings a live object to what we render.
+
+It compares only the *managed leaves* of a :class:`DesiredChild` (the fields this
+rendering sets) against the live object, and removes the leaves the previous
+rendering managed (read back from the ``eevee.bot/managed-fields`` annotation) that
+this one no longer renders. Everything else on the live object (server defaults,
+other controllers' fields, ``kubectl rollout restart`` annotations, status) is
+never looked at, so it is never touched.
+
+List items are addressed by key, and turned into indexes against the live object
+only when a patch is built. That is safe because every patch starts by replacing
+``/metadata/resourceVersion`` with the version it was computed from: the API server
+answers 409 Conflict when the object moved on, and the caller re-reads and retries.
+
+The steady state (nothing to do) is the hot path: it is a walk over the managed
+leaves with no copying and no patch objects, which is what makes a no-op pass
+cheaper than ``jsonpatch.make_patch`` of the same object against itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jsonpatch
+
+from eevee.engine.paths import ListKey, Path, decode_path_set, find_index, get, pointer
+from eevee.engine.render import MANAGED_FIELDS, DesiredChild, copy_json
+
+_MISSING = object()
+
+
+def same(a: Any, b: Any) -> bool:
+    """JSON equality: ``True`` is not ``1`` (Python's ``==`` says it is)."""
+    if type(a) is not type(b):
+        if isinstance(a, bool) or isinstance(b, bool):
+            return False
+        if not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
+            return False
+    return bool(a == b)
+
+
+def previously_managed(live: Mapping[str, Any]) -> tuple[list[Path], list[Path]]:
+    """The (leaves, units) recorded on ``live`` by the last write (empty when none)."""
+    text = (live.get("metadata", {}).get("annotations") or {}).get(MANAGED_FIELDS)
+    return decode_path_set(text) if isinstance(text, str) else ([], [])
+
+
+def needs_patch(desired: DesiredChild, live: Mapping[str, Any]) -> bool:
+    """Whether ``live`` differs from ``desired`` in any field we manage or used to manage."""
+    annotations = live.get("metadata", {}).get("annotations") or {}
+    if annotations.get(MANAGED_FIELDS) != desired.managed:
+        return True
+    for path, value in desired.leaves:
+        found = get(live, path, _MISSING)
+        if found is _MISSING or not same(found, value):
+            return True
+    return False
+
+
+def managed_patch(desired: DesiredChild, live: Mapping[str, Any]) -> jsonpatch.JsonPatch | None:
+    """The JSON patch from ``live`` to ``desired`` over managed fields, or None when in sync."""
+    if not needs_patch(desired, live):
+        return None
+    work: dict[str, Any] = copy_json(dict(live))
+    ops: list[dict[str, Any]] = []
+    version = live.get("metadata", {}).get("resourceVersion")
+    if version is not None:
+        ops.append({"op": "replace", "path": "/metadata/resourceVersion", "value": version})
+
+    # Remove what the last write managed and this rendering no longer holds at all
+    # (createOnly fields are still in the body, so they are never removed).
+    leaves, units = previously_managed(live)
+    for path in [*units, *leaves]:
+        if get(desired.body, path, _MISSING) is _MISSING:
+            _remove(work, path, ops, desired.body)
+
+    for path, value in desired.leaves:
+        _set(work, path, value, desired.body, ops)
+    return jsonpatch.JsonPatch(ops)
+
+
+def _remove(work: dict[str, Any], path: Path, ops: list[dict[str, Any]], body: Mapping[str, Any]) -> None:
+    """Remove a leaf we no longer render, then any map or keyed item it leaves empty."""
+    # Dropping the key field of a list item means the whole item is no longer ours
+    # (with whatever defaults the server put in it).
+    if len(path) > 1 and isinstance(path[-2], ListKey) and path[-2].field == path[-1]:
+        path = path[:-1]
+    parent_path, last = path[:-1], path[-1]
+    parent = get(work, parent_path, _MISSING)
+    if isinstance(last, ListKey):
+        if not isinstance(parent, list) or find_index(parent, last) < 0:
+            return
+    elif not isinstance(parent, dict) or last not in parent:
+        return
+    _remove_node(work, path, ops)
+    # Prune what became empty, up to the first ancestor that is still rendered.
+    while parent_path and get(body, parent_path, _MISSING) is _MISSING:
+        node = get(work, parent_path, _MISSING)
+        owner = parent_path[-1]
+        empty_item = isinstance(owner, ListKey) and isinstance(node, dict) and set(node) <= {owner.field}
+        if not (node == {} or node == [] or empty_item):
+            break
+        _remove_node(work, parent_path, ops)
+        parent_path = parent_path[:-1]
+
+
+def _remove_node(work: dict[str, Any], path: Path, ops: list[dict[str, Any]]) -> None:
+    where = pointer(work, path)
+    if where is None:
+        return
+    ops.append({"op": "remove", "path": where})
+    parent = get(work, path[:-1])
+    last = path[-1]
+    if isinstance(last, ListKey):
+        del parent[find_index(parent, last)]
+    else:
+        del parent[last]
+
+
+def _set(work: dict[str, Any], path: Path, value: Any, body: Mapping[str, Any], ops: list[dict[str, Any]]) -> None:
+    node: Any = work
+    for depth, segment in enumerate(path):
+        prefix = path[: depth + 1]
+        if isinstance(segment, ListKey):
+            if not isinstance(node, list):
+                break  # replaced below, with its parent
+            index = find_index(node, segment)
+            if index < 0:
+                item = copy_json(get(body, prefix))
+                ops.append({"op": "add", "path": f"{pointer(work, path[:depth])}/-", "value": item})
+                node.append(copy_json(item))
+                return
+            node = node[index]
+            continue
+        if not isinstance(node, dict):
+            break
+        if segment not in node:
+            subtree = copy_json(get(body, prefix))
+            ops.append({"op": "add", "path": pointer(work, prefix), "value": subtree})
+            node[segment] = copy_json(subtree)
+            return
+        if depth == len(path) - 1:
+            if not same(node[segment], value):
+                ops.append({"op": "replace", "path": pointer(work, prefix), "value": copy_json(value)})
+                node[segment] = copy_json(value)
+            return
+        node = node[segment]
+    else:
+        return
+    # A node of the wrong type sits on the way (a scalar where a map belongs):
+    # replace it with what we render there.
+    prefix = path[:depth]
+    subtree = copy_json(get(body, prefix))
+    ops.append({"op": "replace", "path": pointer(work, prefix), "value": subtree})
+    parent = get(work, prefix[:-1])
+    last = prefix[-1]
+    if isinstance(last, ListKey):
+        parent[find_index(parent, last)] = copy_json(subtree)
+    else:
+        parent[last] = copy_json(subtree)

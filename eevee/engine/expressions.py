@@ -1,0 +1,389 @@
+"""The small expression language of rule tables: templates, conditions, sources, transforms.
+
+Everything here is compiled once when a table is loaded into plain callables, so
+rendering a resource is a walk over pre-parsed paths with no parsing at all.
+Expressions read from a *scope*: the custom resource itself (``metadata``,
+``spec``) plus the named roots ``values``, ``refs``, ``labels``, ``children``,
+``operator`` and ``live`` (see ``docs/rule-tables.md``).
+
+Deliberately absent: arithmetic, loops and user-defined functions. Tables
+describe manifests; anything cleverer belongs in a new, documented construct.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from eevee.engine.paths import Path, format_path, get, parse_path
+from eevee.engine.quantity import canonical_quantities
+
+Scope = Mapping[str, Any]
+
+
+class _Unset:
+    """Marks an expression that produced no value (a missing field, a false condition)."""
+
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Any = _Unset()
+
+
+class ExpressionError(ValueError):
+    """A construct in a table that cannot be compiled; the message says why."""
+
+
+class EvaluationError(ValueError):
+    """A value in a resource that a transform cannot handle (reported as an invalid spec)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def lookup(scope: Scope, path: Path) -> Any:
+    value = get(scope, path, UNSET)
+    return UNSET if value is None else value
+
+
+# --- templates -------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+
+
+class Template:
+    """``"eevee-{metadata.name}-nats"``: literal text with ``{path}`` placeholders.
+
+    ``{{`` and ``}}`` stand for literal braces. A placeholder whose path is unset
+    makes the whole template unset, so a name is never rendered half-filled.
+    """
+
+    __slots__ = ("parts", "paths", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        parts: list[str | Path] = []
+        pos = 0
+        literal: list[str] = []
+        for match in _PLACEHOLDER.finditer(text):
+            literal.append(text[pos : match.start()])
+            token = match.group()
+            if token in ("{{", "}}"):
+                literal.append(token[0])
+            else:
+                if not match.group(1).strip():
+                    raise ExpressionError(f"empty placeholder in template {text!r}")
+                parts.append("".join(literal))
+                literal = []
+                parts.append(parse_path(match.group(1).strip()))
+            pos = match.end()
+        rest = text[pos:]
+        if "{" in rest or "}" in rest:
+            raise ExpressionError(f"unbalanced brace in template {text!r} (write {{{{ or }}}} for a literal brace)")
+        literal.append(rest)
+        parts.append("".join(literal))
+        self.parts = tuple(parts)
+        self.paths = tuple(p for p in parts if isinstance(p, tuple))
+
+    def render(self, scope: Scope) -> Any:
+        if not self.paths:
+            return self.parts[0]
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            value = lookup(scope, part)
+            if value is UNSET:
+                return UNSET
+            out.append(_text(value))
+        return "".join(out)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+def compile_structure(value: Any) -> Callable[[Scope], Any]:
+    """A YAML structure whose strings are templates; unset placeholders drop their key."""
+    if isinstance(value, str):
+        template = Template(value)
+        return template.render
+    if isinstance(value, list):
+        items = [compile_structure(v) for v in value]
+        return lambda scope: [r for r in (f(scope) for f in items) if r is not UNSET]
+    if isinstance(value, dict):
+        fields = [(str(k), compile_structure(v)) for k, v in value.items()]
+
+        def render(scope: Scope) -> dict[str, Any]:
+            out = {}
+            for key, f in fields:
+                result = f(scope)
+                if result is not UNSET:
+                    out[key] = result
+            return out
+
+        return render
+    return lambda scope: value
+
+
+def structure_paths(value: Any) -> list[Path]:
+    """Every placeholder path in a template structure (for load-time checks)."""
+    if isinstance(value, str):
+        return list(Template(value).paths)
+    if isinstance(value, list):
+        return [p for v in value for p in structure_paths(v)]
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in structure_paths(v)]
+    return []
+
+
+# --- conditions ------------------------------------------------------------------------
+
+Condition = Callable[[Scope], bool]
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _falsy(value: Any) -> bool:
+    return value is False or (isinstance(value, str) and value.lower() == "false")
+
+
+def compile_condition(spec: Any) -> Condition:
+    """Compile ``{set: p}``, ``{unset: p}``, ``{isTrue: p}``, ``{isFalse: p}``,
+    ``{equal: [p, q]}``, ``{matches: [p, regex]}`` (true when p is unset), ``{all: [...]}``,
+    ``{any: [...]}`` or ``{not: ...}``."""
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise ExpressionError(f"a condition is a mapping with exactly one operator, got {spec!r}")
+    (op, arg), = spec.items()
+    if op in ("set", "unset", "isTrue", "isFalse"):
+        if not isinstance(arg, str):
+            raise ExpressionError(f"condition {op} takes one field path, got {arg!r}")
+        path = parse_path(arg)
+        if op == "set":
+            return lambda scope: lookup(scope, path) is not UNSET
+        if op == "unset":
+            return lambda scope: lookup(scope, path) is UNSET
+        if op == "isTrue":
+            return lambda scope: _truthy(lookup(scope, path))
+        return lambda scope: _falsy(lookup(scope, path))
+    if op == "equal":
+        if not isinstance(arg, list) or len(arg) != 2 or not all(isinstance(a, str) for a in arg):
+            raise ExpressionError(f"condition equal takes a list of two field paths, got {arg!r}")
+        left, right = parse_path(arg[0]), parse_path(arg[1])
+        return lambda scope: lookup(scope, left) == lookup(scope, right)
+    if op == "matches":
+        if not isinstance(arg, list) or len(arg) != 2 or not all(isinstance(a, str) for a in arg):
+            raise ExpressionError(f"condition matches takes [field path, regular expression], got {arg!r}")
+        path = parse_path(arg[0])
+        try:
+            pattern = re.compile(arg[1])
+        except re.error as error:
+            raise ExpressionError(f"condition matches: bad regular expression {arg[1]!r}: {error}") from None
+        return lambda scope: (v := lookup(scope, path)) is UNSET or pattern.fullmatch(_text(v)) is not None
+    if op in ("all", "any"):
+        if not isinstance(arg, list) or not arg:
+            raise ExpressionError(f"condition {op} takes a non-empty list of conditions")
+        parts = [compile_condition(a) for a in arg]
+        if op == "all":
+            return lambda scope: all(p(scope) for p in parts)
+        return lambda scope: any(p(scope) for p in parts)
+    if op == "not":
+        inner = compile_condition(arg)
+        return lambda scope: not inner(scope)
+    raise ExpressionError(
+        f"unknown condition {op!r} (known: set, unset, isTrue, isFalse, equal, matches, all, any, not)"
+    )
+
+
+def condition_paths(spec: Any) -> list[Path]:
+    (op, arg), = spec.items()
+    if op in ("set", "unset", "isTrue", "isFalse"):
+        return [parse_path(arg)]
+    if op == "equal":
+        return [parse_path(a) for a in arg]
+    if op == "matches":
+        return [parse_path(arg[0])]
+    if op in ("all", "any"):
+        return [p for a in arg for p in condition_paths(a)]
+    return condition_paths(arg)
+
+
+# --- transforms ------------------------------------------------------------------------
+
+Transform = Callable[[Any, str], Any]
+
+
+def _to_string(value: Any, field: str) -> str:
+    return _text(value)
+
+
+def _to_integer(value: Any, field: str) -> int:
+    if isinstance(value, bool):
+        raise EvaluationError(field, f"cannot convert boolean {value} to an integer")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise EvaluationError(field, f"cannot convert {value!r} to an integer") from None
+
+
+def _base64(value: Any, field: str) -> str:
+    return base64.b64encode(_text(value).encode()).decode()
+
+
+def _sha256(value: Any, field: str) -> str:
+    data = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(data.encode()).hexdigest()
+
+
+def _quantity(value: Any, field: str) -> Any:
+    try:
+        return canonical_quantities(value)
+    except ValueError as error:
+        raise EvaluationError(field, str(error)) from None
+
+
+_NAMED_TRANSFORMS: dict[str, Transform] = {
+    "string": _to_string,
+    "integer": _to_integer,
+    "base64": _base64,
+    "sha256": _sha256,
+    "quantity": _quantity,
+}
+
+
+def compile_transform(spec: Any) -> Transform:
+    """A named transform (``string``, ``integer``, ``base64``, ``sha256``, ``quantity``)
+    or ``{map: {from: to, ...}}``; unmapped values pass through unchanged."""
+    if isinstance(spec, str):
+        if spec not in _NAMED_TRANSFORMS:
+            raise ExpressionError(
+                f"unknown transform {spec!r} (known: {', '.join(sorted(_NAMED_TRANSFORMS))}, map)"
+            )
+        return _NAMED_TRANSFORMS[spec]
+    if isinstance(spec, dict) and set(spec) == {"map"} and isinstance(spec["map"], dict):
+        table = {_text(k): v for k, v in spec["map"].items()}
+        return lambda value, field: table.get(_text(value), value)
+    raise ExpressionError(f"a transform is a name or {{map: {{...}}}}, got {spec!r}")
+
+
+# --- sources ---------------------------------------------------------------------------
+
+SOURCE_KEYS = ("fromFieldPath", "value", "format", "generate")
+Generator = Callable[[int], str]
+
+
+def random_token(nbytes: int) -> str:
+    """A URL-safe random token of ``nbytes`` bytes of entropy."""
+    return secrets.token_urlsafe(nbytes)
+
+
+class Source:
+    """Where a patch or a named value takes its value from, then default, transforms, condition.
+
+    Exactly one of ``fromFieldPath``, ``value``, ``format`` or ``generate`` (checked
+    by the table schema). Evaluation yields :data:`UNSET` when the condition is
+    false, or the source is unset and there is no default.
+    """
+
+    __slots__ = ("_bytes", "_default", "_read", "_transforms", "_when", "generated", "label")
+
+    def __init__(self, spec: Mapping[str, Any], *, label: str) -> None:
+        self.label = label
+        self.generated = "generate" in spec
+        self._bytes = int(spec.get("bytes", 32))
+        if "fromFieldPath" in spec:
+            paths = [parse_path(p) for p in _as_list(spec["fromFieldPath"])]
+            self._read: Callable[[Scope], Any] = lambda scope: _first_set(scope, paths)
+        elif "value" in spec:
+            constant = spec["value"]
+            self._read = lambda scope: constant
+        elif "format" in spec:
+            self._read = compile_structure(spec["format"])
+        elif self.generated:
+            self._read = lambda scope: UNSET  # filled in by evaluate(), which holds the generator
+        else:
+            raise ExpressionError(f"needs one of {', '.join(SOURCE_KEYS)}")
+        self._default = spec.get("default", UNSET)
+        self._transforms = [compile_transform(t) for t in spec.get("transforms", ())]
+        self._when = compile_condition(spec["when"]) if "when" in spec else None
+
+    def evaluate(self, scope: Scope, generate: Generator = random_token) -> Any:
+        if self._when is not None and not self._when(scope):
+            return UNSET
+        value = generate(self._bytes) if self.generated else self._read(scope)
+        if value is UNSET:
+            value = self._default
+            if value is UNSET:
+                return UNSET
+        for transform in self._transforms:
+            value = transform(value, self.label)
+        return value
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return value if isinstance(value, list) else [value]
+
+
+def _first_set(scope: Scope, paths: list[Path]) -> Any:
+    for path in paths:
+        value = lookup(scope, path)
+        if value is not UNSET:
+            return value
+    return UNSET
+
+
+def source_paths(spec: Mapping[str, Any]) -> list[Path]:
+    """Every field path a source reads (for load-time checks)."""
+    paths: list[Path] = []
+    if "fromFieldPath" in spec:
+        paths.extend(parse_path(p) for p in _as_list(spec["fromFieldPath"]))
+    if "format" in spec:
+        paths.extend(structure_paths(spec["format"]))
+    if "when" in spec:
+        paths.extend(condition_paths(spec["when"]))
+    return paths
+
+
+__all__ = [
+    "UNSET",
+    "Condition",
+    "EvaluationError",
+    "ExpressionError",
+    "Scope",
+    "Source",
+    "Template",
+    "compile_condition",
+    "compile_structure",
+    "compile_transform",
+    "condition_paths",
+    "format_path",
+    "lookup",
+    "random_token",
+    "source_paths",
+    "structure_paths",
+]

@@ -1,0 +1,641 @@
+"""Loading rule tables: read YAML, validate the format with cerberus, check meaning, compile.
+
+A table is refused as a whole, with every problem listed as *file, rule, reason*:
+half a table would render half a workload. Three layers of checks run in order:
+
+1. the YAML parses (ruamel reports the line);
+2. the document has the shape of a table (the cerberus schema below);
+3. the table means something: paths parse and point at fields that exist (in the
+   table's own spec schema, its values, its references' exports, earlier
+   children), templates compile, references name a loaded kind, and references
+   between kinds have no cycle.
+
+This module reads files but renders nothing; :mod:`eevee.engine.render` uses
+the compiled :class:`RuleSet`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path as FilePath
+from typing import Any
+
+import cerberus
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from eevee.engine.expressions import (
+    SOURCE_KEYS,
+    Condition,
+    ExpressionError,
+    Source,
+    Template,
+    compile_condition,
+    condition_paths,
+    source_paths,
+)
+from eevee.engine.paths import Path, PathError, format_path, parse_path
+
+# Roots a path may start with, and what they hold (see docs/rule-tables.md).
+RESOURCE_ROOTS = ("metadata", "spec")
+OPERATOR_SETTINGS = ("namespace", "apiUrl", "apiTokenSecretName", "apiTokenSecretKey")
+METADATA_FIELDS = ("name", "namespace", "uid", "labels", "annotations", "generation")
+
+_CONDITION = {"type": "dict", "minlength": 1, "maxlength": 1}
+_SOURCE_FIELDS: dict[str, Any] = {
+    "fromFieldPath": {"type": ["string", "list"], "schema": {"type": "string"}},
+    "value": {"nullable": False},
+    "format": {},
+    "generate": {"type": "string", "allowed": ["token"]},
+    "bytes": {"type": "integer", "min": 16, "max": 256, "dependencies": "generate"},
+    "default": {"nullable": False},
+    "transforms": {"type": "list", "schema": {"type": ["string", "dict"]}},
+    "when": _CONDITION,
+}
+_PATCH = {
+    "type": "dict",
+    "schema": {
+        "toFieldPath": {"type": "string", "required": True, "empty": False},
+        "createOnly": {"type": "boolean"},
+        **_SOURCE_FIELDS,
+    },
+}
+_VALUE = {"type": "dict", "schema": dict(_SOURCE_FIELDS)}
+_LABELS = {"type": "dict", "keysrules": {"type": "string"}, "valuesrules": {"type": "string"}}
+
+TABLE_SCHEMA: dict[str, Any] = {
+    "resource": {
+        "type": "dict",
+        "required": True,
+        "schema": {
+            "apiVersion": {"type": "string", "required": True, "regex": r"^[a-z0-9.-]+/v[0-9a-z]+$"},
+            "kind": {"type": "string", "required": True, "regex": r"^[A-Z][A-Za-z0-9]*$"},
+            "plural": {"type": "string", "required": True, "regex": r"^[a-z0-9]+$"},
+        },
+    },
+    "schema": {"type": "dict", "required": True},
+    "checks": {
+        "type": "list",
+        "schema": {
+            "type": "dict",
+            "schema": {
+                "field": {"type": "string", "required": True},
+                "rule": {**_CONDITION, "required": True},
+                "message": {"type": "string", "required": True, "empty": False},
+            },
+        },
+    },
+    "values": {
+        "type": "dict",
+        "keysrules": {"type": "string", "regex": r"^[A-Za-z][A-Za-z0-9]*$"},
+        "valuesrules": _VALUE,
+    },
+    "exports": {"type": "list", "schema": {"type": "string"}},
+    "references": {
+        "type": "dict",
+        "keysrules": {"type": "string", "regex": r"^[A-Za-z][A-Za-z0-9]*$"},
+        "valuesrules": {
+            "type": "dict",
+            "schema": {
+                "kind": {"type": "string", "required": True},
+                "fromFieldPath": {"type": "string", "required": True},
+            },
+        },
+    },
+    "labels": _LABELS,
+    "children": {
+        "type": "list",
+        "required": True,
+        "schema": {
+            "type": "dict",
+            "schema": {
+                "id": {"type": "string", "required": True, "regex": r"^[a-z][a-zA-Z0-9]*$"},
+                "apiVersion": {"type": "string", "required": True, "empty": False},
+                "kind": {"type": "string", "required": True, "regex": r"^[A-Z][A-Za-z0-9]*$"},
+                "name": {"type": "string", "required": True, "empty": False},
+                "when": _CONDITION,
+                "owned": {"type": "boolean"},
+                "prune": {"type": "boolean"},
+                "labels": _LABELS,
+                "base": {"type": "dict"},
+                "patches": {"type": "list", "schema": _PATCH},
+            },
+        },
+    },
+    "status": {
+        "type": "dict",
+        "schema": {
+            "waitFor": {"type": "list", "schema": {"type": "string"}},
+            "overrides": {
+                "type": "list",
+                "schema": {
+                    "type": "dict",
+                    "schema": {
+                        "when": {**_CONDITION, "required": True},
+                        "status": {"type": "string", "allowed": ["True", "False", "Unknown"], "required": True},
+                        "reason": {"type": "string", "required": True, "regex": r"^[A-Z][A-Za-z0-9]*$"},
+                        "message": {"type": "string", "required": True},
+                    },
+                },
+            },
+            "patches": {"type": "list", "schema": _PATCH},
+        },
+    },
+}
+
+
+class TableError(ValueError):
+    """A refused rule table: every problem as (file, rule, reason)."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(f"{f}: {rule}: {reason}" for f, rule, reason in problems))
+
+
+# --- compiled tables -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompiledPatch:
+    to_path: Path | None  # None when the target path is a template
+    to_template: Template | None
+    source: Source
+    create_only: bool
+    label: str
+
+    def target(self, scope: Mapping[str, Any]) -> Path | None:
+        if self.to_path is not None:
+            return self.to_path
+        assert self.to_template is not None
+        rendered = self.to_template.render(scope)
+        return parse_path(rendered) if isinstance(rendered, str) else None
+
+
+@dataclass(frozen=True)
+class ChildRule:
+    id: str
+    api_version: str
+    kind: str
+    name: Template
+    when: Condition | None
+    owned: bool
+    prune: bool
+    labels: tuple[tuple[str, Template], ...]
+    base: Mapping[str, Any]
+    patches: tuple[CompiledPatch, ...]
+
+
+@dataclass(frozen=True)
+class Check:
+    field: str
+    rule: Condition
+    message: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    name: str
+    kind: str
+    from_path: Path
+    field: str
+
+
+@dataclass(frozen=True)
+class StatusOverride:
+    when: Condition
+    status: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """One compiled rule table: everything the engine knows about one custom-resource kind."""
+
+    file: str
+    api_version: str
+    kind: str
+    plural: str
+    spec_validator: cerberus.Validator
+    checks: tuple[Check, ...]
+    values: tuple[tuple[str, Source], ...]
+    exports: tuple[str, ...]
+    references: tuple[Reference, ...]
+    labels: tuple[tuple[str, Template], ...]
+    children: tuple[ChildRule, ...]
+    wait_for: tuple[str, ...]
+    overrides: tuple[StatusOverride, ...]
+    status_patches: tuple[CompiledPatch, ...]
+    ref_uses: tuple[tuple[str, Path], ...] = ()
+    validator_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+
+    @property
+    def group(self) -> str:
+        return self.api_version.split("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.split("/")[1]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Every loaded table, by kind; what the renderer and the reconciler work from."""
+
+    tables: Mapping[str, Table]
+    sources: tuple[str, ...] = field(default=())
+
+    def table(self, kind: str) -> Table:
+        return self.tables[kind]
+
+    def child_kinds(self) -> list[tuple[str, str]]:
+        """Every (apiVersion, kind) any table renders, in a stable order."""
+        seen: dict[tuple[str, str], None] = {}
+        for table in self.tables.values():
+            for child in table.children:
+                seen[(child.api_version, child.kind)] = None
+        return list(seen)
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="safe", pure=True)
+    return yaml
+
+
+def read_table_file(path: str | os.PathLike[str]) -> Any:
+    """Parse one table file; raise TableError with the YAML problem and its line."""
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8") as handle:
+            return _yaml().load(handle)
+    except YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "document"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise TableError([(name, where, f"YAML syntax error: {problem}")]) from None
+    except OSError as error:
+        raise TableError([(name, "file", f"cannot read: {error.strerror}")]) from None
+
+
+def table_files(directory: str | os.PathLike[str]) -> list[FilePath]:
+    folder = FilePath(directory)
+    if not folder.is_dir():
+        raise TableError([(str(folder), "directory", "no such rules directory")])
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and not p.name.startswith("."))
+    if not files:
+        raise TableError([(str(folder), "directory", "holds no *.yaml rule tables")])
+    return files
+
+
+def load_rules(directory: str | os.PathLike[str]) -> RuleSet:
+    """Load and check every ``*.yaml`` table in ``directory``; raise TableError on any problem."""
+    documents: list[tuple[str, Any]] = []
+    problems: list[tuple[str, str, str]] = []
+    for file in table_files(directory):
+        try:
+            documents.append((str(file), read_table_file(file)))
+        except TableError as error:
+            problems.extend(error.problems)
+    if problems:
+        raise TableError(problems)
+    return compile_rules(documents)
+
+
+def compile_rules(documents: Iterable[tuple[str, Any]]) -> RuleSet:
+    """Compile already-parsed table documents (``(file name, document)`` pairs)."""
+    problems: list[tuple[str, str, str]] = []
+    tables: dict[str, Table] = {}
+    files: list[str] = []
+    for file, document in documents:
+        files.append(file)
+        try:
+            table = _compile_table(file, document)
+        except TableError as error:
+            problems.extend(error.problems)
+            continue
+        if table.kind in tables:
+            problems.append((file, "resource.kind", f"{table.kind} already has a table in {tables[table.kind].file}"))
+            continue
+        tables[table.kind] = table
+    if not problems:
+        problems.extend(_check_references(tables))
+    if problems:
+        raise TableError(problems)
+    return RuleSet(tables=tables, sources=tuple(files))
+
+
+def _flatten_cerberus(errors: Any, prefix: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for key, items in errors.items():
+        name = f"{prefix}{key}" if not prefix else (f"{prefix}[{key}]" if isinstance(key, int) else f"{prefix}.{key}")
+        for item in items:
+            if isinstance(item, dict):
+                out.extend(_flatten_cerberus(item, name))
+            else:
+                out.append((name, str(item)))
+    return out
+
+
+def _child_ids(document: dict[str, Any], rule: str) -> str:
+    """``children[3].x`` as ``children[deployment].x``: rules are named the same everywhere."""
+    match = re.match(r"children\[(\d+)\]", rule)
+    children = document.get("children")
+    if match and isinstance(children, list) and int(match.group(1)) < len(children):
+        child = children[int(match.group(1))]
+        if isinstance(child, dict) and isinstance(child.get("id"), str):
+            return f"children[{child['id']}]{rule[match.end():]}"
+    return rule
+
+
+def _compile_table(file: str, document: Any) -> Table:
+    if not isinstance(document, dict):
+        raise TableError([(file, "document", "a rule table is a YAML mapping")])
+    validator = cerberus.Validator(TABLE_SCHEMA)
+    if not validator.validate(document):
+        errors = _flatten_cerberus(validator.errors)
+        raise TableError([(file, _child_ids(document, rule), reason) for rule, reason in errors])
+
+    compiler = _TableCompiler(file, document)
+    return compiler.compile()
+
+
+class _TableCompiler:
+    """Compiles one validated document, collecting every problem before raising."""
+
+    def __init__(self, file: str, document: dict[str, Any]) -> None:
+        self.file = file
+        self.doc = document
+        self.problems: list[tuple[str, str, str]] = []
+        self.value_names: list[str] = []
+        self.reference_names: list[str] = []
+        self.child_ids: list[str] = []
+        self.spec_schema: dict[str, Any] = document["schema"]
+        self.deferred_ref_paths: list[tuple[str, Path]] = []
+
+    def fail(self, rule: str, reason: str) -> None:
+        self.problems.append((self.file, rule, reason))
+
+    # Paths are checked against what exists at the point of use: values defined
+    # above, children rendered earlier, the spec schema. A later value or child is
+    # a forward reference (and the only way to write a cycle), so it is refused.
+    def check_path(self, rule: str, path: Path, *, children: bool = False, live: bool = False) -> None:
+        root = path[0]
+        text = format_path(path)
+        if root == "spec":
+            if not _schema_has(self.spec_schema, path[1:]):
+                self.fail(rule, f"path {text} does not exist in the table's spec schema")
+        elif root == "metadata":
+            if len(path) < 2 or path[1] not in METADATA_FIELDS:
+                self.fail(rule, f"path {text}: metadata offers {', '.join(METADATA_FIELDS)}")
+        elif root == "values":
+            if len(path) != 2 or path[1] not in self.value_names:
+                self.fail(rule, f"path {text} names no value defined above this rule")
+        elif root == "refs":
+            if len(path) != 3 or path[1] not in self.reference_names:
+                self.fail(rule, f"path {text} names no reference (refs.<reference>.<exported value>)")
+            else:
+                self.deferred_ref_paths.append((rule, path))
+        elif root == "labels":
+            if len(path) > 2:
+                self.fail(rule, f"path {text}: labels.<key> or labels")
+        elif root == "operator":
+            if len(path) != 2 or path[1] not in OPERATOR_SETTINGS:
+                self.fail(rule, f"path {text}: operator offers {', '.join(OPERATOR_SETTINGS)}")
+        elif root == "children" and children:
+            if len(path) < 2 or path[1] not in self.child_ids:
+                self.fail(rule, f"path {text} names no child rendered before this one")
+        elif root == "live" and live:
+            if len(path) < 2 or path[1] not in self.child_ids:
+                self.fail(rule, f"path {text} names no child of this table")
+        else:
+            allowed = "metadata, spec, values, refs, labels, operator" + (", children" if children else "")
+            allowed += ", live" if live else ""
+            self.fail(rule, f"path {text} starts with an unknown root {root!r} (known: {allowed})")
+
+    def source(self, rule: str, spec: dict[str, Any], *, children: bool = False, live: bool = False) -> Source | None:
+        found = [key for key in SOURCE_KEYS if key in spec]
+        if len(found) != 1:
+            self.fail(rule, f"needs exactly one of {', '.join(SOURCE_KEYS)} (found {', '.join(found) or 'none'})")
+            return None
+        try:
+            compiled = Source(spec, label=rule)
+            for path in source_paths(spec):
+                self.check_path(rule, path, children=children, live=live)
+        except (ExpressionError, PathError) as error:
+            self.fail(rule, str(error))
+            return None
+        return compiled
+
+    def condition(self, rule: str, spec: Any, **kw: bool) -> Condition | None:
+        try:
+            compiled = compile_condition(spec)
+            for path in condition_paths(spec):
+                self.check_path(rule, path, **kw)
+        except (ExpressionError, PathError) as error:
+            self.fail(rule, str(error))
+            return None
+        return compiled
+
+    def template(self, rule: str, text: str, **kw: bool) -> Template | None:
+        try:
+            compiled = Template(text)
+            for path in compiled.paths:
+                self.check_path(rule, path, **kw)
+        except (ExpressionError, PathError) as error:
+            self.fail(rule, str(error))
+            return None
+        return compiled
+
+    def patch(self, rule: str, spec: dict[str, Any], **kw: bool) -> CompiledPatch | None:
+        rule = f"{rule} (toFieldPath {spec['toFieldPath']})"
+        target = spec["toFieldPath"]
+        to_path: Path | None = None
+        to_template: Template | None = None
+        if "{" in target:
+            to_template = self.template(rule, target, **kw)
+        else:
+            try:
+                to_path = parse_path(target)
+            except PathError as error:
+                self.fail(rule, str(error))
+        source = self.source(rule, spec, **kw)
+        if source is None or (to_path is None and to_template is None):
+            return None
+        if source.generated and not spec.get("createOnly"):
+            self.fail(rule, "a generated value must be createOnly: true, or it would change on every pass")
+        return CompiledPatch(to_path, to_template, source, bool(spec.get("createOnly")), rule)
+
+    def labels(self, rule: str, spec: Mapping[str, str]) -> tuple[tuple[str, Template], ...]:
+        out = []
+        for key, text in spec.items():
+            compiled = self.template(f"{rule}[{key}]", text)
+            if compiled is not None:
+                out.append((key, compiled))
+        return tuple(out)
+
+    def compile(self) -> Table:
+        doc = self.doc
+        resource = doc["resource"]
+        spec_validator = cerberus.Validator(self.spec_schema)
+        try:
+            spec_validator.validate({})
+        except cerberus.SchemaError as error:
+            self.fail("schema", f"not a valid cerberus schema: {error}")
+
+        checks = []
+        for index, check in enumerate(doc.get("checks", [])):
+            rule = f"checks[{index}]"
+            compiled = self.condition(rule, check["rule"])
+            try:
+                self.check_path(rule, parse_path(check["field"]))
+            except PathError as error:
+                self.fail(rule, str(error))
+            if compiled is not None:
+                checks.append(Check(check["field"], compiled, check["message"]))
+
+        references = []
+        for name, ref in doc.get("references", {}).items():
+            rule = f"references.{name}"
+            try:
+                path = parse_path(ref["fromFieldPath"])
+                self.check_path(rule, path)
+                references.append(Reference(name, ref["kind"], path, ref["fromFieldPath"]))
+            except PathError as error:
+                self.fail(rule, str(error))
+            self.reference_names.append(name)
+
+        values = []
+        for name, spec in doc.get("values", {}).items():
+            compiled = self.source(f"values.{name}", spec)
+            if compiled is not None and compiled.generated:
+                self.fail(f"values.{name}", "generate is only allowed in a child's createOnly patch")
+            elif compiled is not None:
+                values.append((name, compiled))
+            self.value_names.append(name)
+
+        exports = tuple(doc.get("exports", []))
+        for name in exports:
+            if name not in self.value_names:
+                self.fail("exports", f"{name} is not a value of this table")
+
+        table_labels = self.labels("labels", doc.get("labels", {}))
+
+        children = []
+        for child in doc["children"]:
+            rule = f"children[{child['id']}]"
+            if child["id"] in self.child_ids:
+                self.fail(rule, f"child id {child['id']} is used twice")
+            name = self.template(f"{rule}.name", child["name"])
+            when = self.condition(f"{rule}.when", child["when"], children=True) if "when" in child else None
+            patches = []
+            for number, patch in enumerate(child.get("patches", [])):
+                compiled = self.patch(f"{rule}.patches[{number}]", patch, children=True)
+                if compiled is not None:
+                    patches.append(compiled)
+            labels = self.labels(f"{rule}.labels", child.get("labels", {}))
+            owned = child.get("owned", True)
+            if name is not None:
+                children.append(
+                    ChildRule(
+                        id=child["id"],
+                        api_version=child["apiVersion"],
+                        kind=child["kind"],
+                        name=name,
+                        when=when,
+                        owned=owned,
+                        prune=child.get("prune", owned),
+                        labels=labels,
+                        base=child.get("base", {}),
+                        patches=tuple(patches),
+                    )
+                )
+            self.child_ids.append(child["id"])
+
+        status = doc.get("status", {})
+        wait_for = tuple(status.get("waitFor", []))
+        for child_id in wait_for:
+            if child_id not in self.child_ids:
+                self.fail("status.waitFor", f"{child_id} is not a child of this table")
+        overrides = []
+        for index, override in enumerate(status.get("overrides", [])):
+            when = self.condition(f"status.overrides[{index}].when", override["when"], live=True)
+            if when is not None:
+                overrides.append(StatusOverride(when, override["status"], override["reason"], override["message"]))
+        status_patches = []
+        for index, patch in enumerate(status.get("patches", [])):
+            compiled = self.patch(f"status.patches[{index}]", patch, live=True)
+            if compiled is not None:
+                status_patches.append(compiled)
+
+        if self.problems:
+            raise TableError(self.problems)
+        return Table(
+            file=self.file,
+            api_version=resource["apiVersion"],
+            kind=resource["kind"],
+            plural=resource["plural"],
+            spec_validator=spec_validator,
+            checks=tuple(checks),
+            values=tuple(values),
+            exports=exports,
+            references=tuple(references),
+            labels=table_labels,
+            children=tuple(children),
+            wait_for=wait_for,
+            overrides=tuple(overrides),
+            status_patches=tuple(status_patches),
+            ref_uses=tuple(self.deferred_ref_paths),
+        )
+
+
+def _schema_has(schema: Mapping[str, Any], path: Path) -> bool:
+    """Whether a cerberus schema declares the field at ``path`` (open dicts hold anything)."""
+    if not path:
+        return True
+    head, rest = path[0], path[1:]
+    if not isinstance(head, str) or head not in schema:
+        return False
+    rules = schema[head]
+    if not rest:
+        return True
+    inner = rules.get("schema") if isinstance(rules, Mapping) else None
+    if inner is None or rules.get("type") == "list":
+        return True  # an open mapping (e.g. a PVC spec checked by the CRD): anything below
+    return _schema_has(inner, rest)
+
+
+def _check_references(tables: Mapping[str, Table]) -> list[tuple[str, str, str]]:
+    problems: list[tuple[str, str, str]] = []
+    for table in tables.values():
+        for ref in table.references:
+            if ref.kind not in tables:
+                problems.append((table.file, f"references.{ref.name}", f"no table is loaded for kind {ref.kind}"))
+        by_name = {ref.name: ref for ref in table.references}
+        for rule, path in table.ref_uses:
+            ref = by_name[str(path[1])]
+            target = tables.get(ref.kind)
+            if target is not None and path[2] not in target.exports:
+                problems.append(
+                    (table.file, rule, f"path {format_path(path)}: {ref.kind} exports no value {path[2]!r}")
+                )
+    if problems:
+        return problems
+    # A reference cycle (A needs B's exports, B needs A's) can never be rendered.
+    for start in tables:
+        stack = [(start, (start,))]
+        while stack:
+            kind, trail = stack.pop()
+            for ref in tables[kind].references:
+                if ref.kind == start:
+                    cycle = " -> ".join((*trail, start))
+                    problems.append((tables[start].file, f"references.{ref.name}", f"reference cycle: {cycle}"))
+                elif ref.kind not in trail:
+                    stack.append((ref.kind, (*trail, ref.kind)))
+    return problems
