@@ -1,0 +1,320 @@
+"""What the real API server does to built-in objects: defaults, canonical quantities, checks.
+
+Only what matters to a controller is modelled, but that part faithfully: the
+defaults that appear on every Deployment, Service and claim (a differ that
+compares whole objects sees them as changes), quantities stored canonicalised,
+immutable fields refused with 422, and a Deployment's selector checked against
+its template.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import itertools
+import json
+import re
+import threading
+from typing import Any
+
+from eevee.engine.quantity import canonical_quantity
+from eevee.standin.registry import ResourceType
+from eevee.standin.schema import Cause
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+_cluster_ips = itertools.count(10)
+_ip_lock = threading.Lock()
+
+
+def _next_cluster_ip() -> str:
+    with _ip_lock:
+        n = next(_cluster_ips)
+    return str(ipaddress.IPv4Address("10.96.0.0") + n)
+
+
+def _canonical(resources: dict[str, Any] | None, path: str, causes: list[Cause]) -> None:
+    if not isinstance(resources, dict):
+        return
+    for section in ("limits", "requests"):
+        values = resources.get(section)
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            try:
+                values[key] = canonical_quantity(value)
+            except ValueError:
+                field = f"{path}.{section}[{key}]"
+                causes.append(
+                    Cause(
+                        "FieldValueInvalid",
+                        field,
+                        f"{field}: Invalid value: {json.dumps(value)}: must match the regex (\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?",
+                    )
+                )
+
+
+def _default_probe(probe: Any) -> None:
+    if not isinstance(probe, dict):
+        return
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    if isinstance(probe.get("httpGet"), dict):
+        probe["httpGet"].setdefault("scheme", "HTTP")
+
+
+def _default_pod_spec(spec: dict[str, Any], path: str, causes: list[Cause]) -> None:
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    for kind in ("initContainers", "containers"):
+        for index, container in enumerate(spec.get(kind) or []):
+            if not isinstance(container, dict):
+                continue
+            container.setdefault("terminationMessagePath", "/dev/termination-log")
+            container.setdefault("terminationMessagePolicy", "File")
+            image = str(container.get("image", ""))
+            tagless = ":" not in image.rsplit("/", 1)[-1] and "@" not in image
+            container.setdefault(
+                "imagePullPolicy", "Always" if tagless or image.endswith(":latest") else "IfNotPresent"
+            )
+            container.setdefault("resources", {})
+            _canonical(container.get("resources"), f"{path}.{kind}[{index}].resources", causes)
+            for port in container.get("ports") or []:
+                if isinstance(port, dict):
+                    port.setdefault("protocol", "TCP")
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                _default_probe(container.get(probe))
+    for volume in spec.get("volumes") or []:
+        if not isinstance(volume, dict):
+            continue
+        for source in ("configMap", "secret"):
+            if isinstance(volume.get(source), dict):
+                volume[source].setdefault("defaultMode", 420)
+
+
+def default(rt: ResourceType, obj: dict[str, Any]) -> list[Cause]:
+    """Fill in server defaults in place; returns causes for values that cannot be stored."""
+    causes: list[Cause] = []
+    kind = rt.kind
+    if kind == "Deployment":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("replicas", 1)
+        spec.setdefault("revisionHistoryLimit", 10)
+        spec.setdefault("progressDeadlineSeconds", 600)
+        strategy = spec.setdefault("strategy", {})
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxUnavailable", "25%")
+            rolling.setdefault("maxSurge", "25%")
+        template = spec.setdefault("template", {})
+        template.setdefault("metadata", {})
+        if isinstance(template.get("spec"), dict):
+            _default_pod_spec(template["spec"], "spec.template.spec", causes)
+    elif kind == "Service":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("type", "ClusterIP")
+        spec.setdefault("sessionAffinity", "None")
+        if spec["type"] != "ExternalName" and "clusterIP" not in spec:
+            spec["clusterIP"] = _next_cluster_ip()
+        if spec.get("clusterIP") and spec["clusterIP"] != "None":
+            spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+        for port in spec.get("ports") or []:
+            if isinstance(port, dict):
+                port.setdefault("protocol", "TCP")
+                port.setdefault("targetPort", port.get("port"))
+        obj.setdefault("status", {"loadBalancer": {}})
+    elif kind == "PersistentVolumeClaim":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("volumeMode", "Filesystem")
+        _canonical(spec.get("resources"), "spec.resources", causes)
+        obj.setdefault("status", {"phase": "Pending"})
+    elif kind == "Secret":
+        obj.setdefault("type", "Opaque")
+        string_data = obj.pop("stringData", None)
+        if isinstance(string_data, dict):
+            data = obj.setdefault("data", {})
+            for key, value in string_data.items():
+                data[key] = base64.b64encode(str(value).encode()).decode()
+    elif kind == "Namespace":
+        obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+        obj.setdefault("status", {"phase": "Active"})
+        obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+    elif kind == "Pod" and isinstance(obj.get("spec"), dict):
+        _default_pod_spec(obj["spec"], "spec", causes)
+    return causes
+
+
+def validate_name(rt: ResourceType, name: str) -> list[Cause]:
+    if rt.kind in ("Service",):
+        ok, rule = _DNS_1035.match(name) and len(name) <= 63, "a DNS-1035 label"
+    elif rt.kind in ("Namespace",):
+        ok, rule = _DNS_LABEL.match(name) and len(name) <= 63, "a lowercase RFC 1123 label"
+    else:
+        ok, rule = _DNS_SUBDOMAIN.match(name) and len(name) <= 253, "a lowercase RFC 1123 subdomain"
+    if ok:
+        return []
+    return [
+        Cause("FieldValueInvalid", "metadata.name", f"metadata.name: Invalid value: {json.dumps(name)}: must be {rule}")
+    ]
+
+
+def _selector_matches(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
+
+
+def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
+    """Built-in checks after defaulting; ``old`` is the stored object on update."""
+    causes: list[Cause] = []
+    kind = rt.kind
+    if kind == "Deployment":
+        spec = obj.get("spec") or {}
+        selector = spec.get("selector")
+        labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+        if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+            causes.append(Cause("FieldValueRequired", "spec.selector", "spec.selector: Required value"))
+        elif not _selector_matches(selector, labels):
+            causes.append(
+                Cause(
+                    "FieldValueInvalid",
+                    "spec.template.metadata.labels",
+                    f"spec.template.metadata.labels: Invalid value: {json.dumps(labels, sort_keys=True)}: `selector` does not match template `labels`",
+                )
+            )
+        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers")
+        if not containers:
+            causes.append(
+                Cause(
+                    "FieldValueRequired",
+                    "spec.template.spec.containers",
+                    "spec.template.spec.containers: Required value",
+                )
+            )
+        for index, container in enumerate(containers or []):
+            if not isinstance(container, dict) or not container.get("name"):
+                causes.append(
+                    Cause(
+                        "FieldValueRequired",
+                        f"spec.template.spec.containers[{index}].name",
+                        f"spec.template.spec.containers[{index}].name: Required value",
+                    )
+                )
+            elif not container.get("image"):
+                causes.append(
+                    Cause(
+                        "FieldValueRequired",
+                        f"spec.template.spec.containers[{index}].image",
+                        f"spec.template.spec.containers[{index}].image: Required value",
+                    )
+                )
+        replicas = spec.get("replicas")
+        if isinstance(replicas, int) and replicas < 0:
+            causes.append(
+                Cause(
+                    "FieldValueInvalid",
+                    "spec.replicas",
+                    f"spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0",
+                )
+            )
+        if old is not None and (old.get("spec") or {}).get("selector") != selector:
+            causes.append(
+                Cause(
+                    "FieldValueInvalid",
+                    "spec.selector",
+                    f"spec.selector: Invalid value: {json.dumps(selector, sort_keys=True)}: field is immutable",
+                )
+            )
+    elif kind == "PersistentVolumeClaim":
+        spec = obj.get("spec") or {}
+        if old is None:
+            if not spec.get("accessModes"):
+                causes.append(
+                    Cause(
+                        "FieldValueRequired",
+                        "spec.accessModes",
+                        "spec.accessModes: Required value: at least 1 access mode is required",
+                    )
+                )
+            if not ((spec.get("resources") or {}).get("requests") or {}).get("storage"):
+                causes.append(
+                    Cause("FieldValueRequired", "spec.resources[storage]", "spec.resources[storage]: Required value")
+                )
+        else:
+
+            def frozen(s: dict[str, Any]) -> dict[str, Any]:
+                s = json.loads(json.dumps(s or {}))
+                (s.get("resources") or {}).pop("requests", None)
+                s.pop("volumeAttributesClassName", None)
+                return s
+
+            if frozen(old.get("spec")) != frozen(spec):
+                causes.append(
+                    Cause(
+                        "FieldValueForbidden",
+                        "spec",
+                        "spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
+                    )
+                )
+    elif kind == "Secret":
+        for key, value in (obj.get("data") or {}).items():
+            if not _CONFIG_KEY.match(key):
+                causes.append(
+                    Cause(
+                        "FieldValueInvalid",
+                        f"data[{key}]",
+                        f"data[{key}]: Invalid value: {json.dumps(key)}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+                    )
+                )
+            try:
+                base64.b64decode(str(value), validate=True)
+            except (binascii.Error, ValueError):
+                causes.append(
+                    Cause(
+                        "FieldValueInvalid",
+                        f"data[{key}]",
+                        f'data[{key}]: Invalid value: "<secret contents redacted>": illegal base64 data',
+                    )
+                )
+        if old is not None and old.get("type") != obj.get("type"):
+            causes.append(
+                Cause(
+                    "FieldValueInvalid",
+                    "type",
+                    f"type: Invalid value: {json.dumps(obj.get('type'))}: field is immutable",
+                )
+            )
+    elif kind == "ConfigMap":
+        for key in list(obj.get("data") or {}) + list(obj.get("binaryData") or {}):
+            if not _CONFIG_KEY.match(key):
+                causes.append(
+                    Cause(
+                        "FieldValueInvalid",
+                        f"data[{key}]",
+                        f"data[{key}]: Invalid value: {json.dumps(key)}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+                    )
+                )
+    elif kind == "Service":
+        spec = obj.get("spec") or {}
+        if spec.get("type", "ClusterIP") != "ExternalName" and not spec.get("ports"):
+            causes.append(Cause("FieldValueRequired", "spec.ports", "spec.ports: Required value"))
+        if old is not None and (old.get("spec") or {}).get("clusterIP") != spec.get("clusterIP"):
+            causes.append(
+                Cause(
+                    "FieldValueInvalid",
+                    "spec.clusterIP",
+                    f"spec.clusterIP: Invalid value: {json.dumps(spec.get('clusterIP'))}: field is immutable",
+                )
+            )
+    return causes
