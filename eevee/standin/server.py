@@ -79,6 +79,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
     standin: StandIn
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request is not the server's error; stay quiet."""
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -111,13 +114,23 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, error: ApiError) -> None:
         self._json(error.code, error.status())
 
-    def _body(self) -> Any:
+    def _read_body(self) -> None:
+        """Consume the request body before anything else, so that an early error answer
+        never leaves it on a keep-alive connection to be misread as the next request."""
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
+            self.close_connection = True
+            self._raw = b""
             raise ApiError(413, "RequestEntityTooLarge", "the request is too large")
-        raw = self.rfile.read(length) if length else b""
+        self._raw = self.rfile.read(length) if length else b""
+
+    def _body(self) -> Any:
+        raw = self._raw
         if not raw:
             return None
+        content_type = self.headers.get("Content-Type", "")
+        if "protobuf" in content_type or "cbor" in content_type:
+            raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml')
         try:
             return json.loads(raw)
         except ValueError:
@@ -153,6 +166,7 @@ class Handler(BaseHTTPRequestHandler):
         verb, route = "unknown", None
         code = 500
         try:
+            self._read_body()
             if not self._authorized(standin.token):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             if url.path in ("/healthz", "/readyz", "/livez"):
@@ -559,9 +573,17 @@ class Handler(BaseHTTPRequestHandler):
         since_text = query.get("resourceVersion") or ""
         generation = standin.faults.watch_generation
         initial: list[dict[str, Any]] = []
-        if since_text in ("", "0"):
+        send_initial = query.get("sendInitialEvents") == "true"
+        if since_text in ("", "0") or send_initial:
             items, since = store.list(route.rt, route.namespace, match)
+            items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
             initial = [{"type": "ADDED", "object": o} for o in items]
+            if send_initial:
+                # The watch-list protocol: a bookmark marks the end of the initial state.
+                initial.append({"type": "BOOKMARK", "object": {
+                    "kind": route.rt.kind, "apiVersion": route.rt.api_version,
+                    "metadata": {"resourceVersion": str(since), "annotations": {"k8s.io/initial-events-end": "true"}},
+                }})
         else:
             try:
                 since = int(since_text)
@@ -676,7 +698,8 @@ class StandIn:
 
     def start(self) -> StandIn:
         server = _Server((self.host, self.requested_port), Handler)
-        server.socket = server_context().wrap_socket(server.socket, server_side=True)
+        # The handshake happens in each request's thread, not in the accept loop.
+        server.socket = server_context().wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
         server.standin = self
         self._server = server
         self._thread = threading.Thread(
