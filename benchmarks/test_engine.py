@@ -14,7 +14,12 @@ import pytest
 from eevee.engine.diff import managed_patch
 from eevee.engine.render import RenderCache, Renderer, copy_json
 
-IPC = {"apiVersion": "eevee.bot/v1", "kind": "IpcConfig", "metadata": {"name": "bus", "namespace": "bot", "uid": "u-bus", "resourceVersion": "3"}, "spec": {}}
+IPC = {
+    "apiVersion": "eevee.bot/v1",
+    "kind": "IpcConfig",
+    "metadata": {"name": "bus", "namespace": "bot", "uid": "u-bus", "resourceVersion": "3"},
+    "spec": {},
+}
 MODULE = {
     "apiVersion": "eevee.bot/v1",
     "kind": "BotModule",

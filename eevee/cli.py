@@ -72,6 +72,10 @@ def parser() -> argparse.ArgumentParser:
     render.add_argument("-n", "--namespace", default="eevee-bot", help="namespace for resources that name none")
     render.add_argument("--rules", help="rules directory (default: RULES_DIR or the bundled rules)")
     render.set_defaults(func=cmd_render)
+
+    from eevee.commands import add_cluster_commands
+
+    add_cluster_commands(commands)
     return top
 
 

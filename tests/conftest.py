@@ -81,12 +81,23 @@ def status_of(error: client.ApiException) -> dict[str, Any]:
     return json.loads(error.body)
 
 
-def call(api: client.ApiClient, method: str, path: str, body: Any = None, *, query: list[tuple[str, str]] | None = None,
-         content_type: str = "application/json") -> Any:
+def call(
+    api: client.ApiClient,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    query: list[tuple[str, str]] | None = None,
+    content_type: str = "application/json",
+) -> Any:
     """A raw request through the official client (for patch types and parameters the typed API hides)."""
     method, url, headers, body, post = api.param_serialize(
-        method, path, query_params=query or [], header_params={"Content-Type": content_type, "Accept": "application/json"},
-        body=body, auth_settings=["BearerToken"],
+        method,
+        path,
+        query_params=query or [],
+        header_params={"Content-Type": content_type, "Accept": "application/json"},
+        body=body,
+        auth_settings=["BearerToken"],
     )
     response = api.call_api(method, url, header_params=headers, body=body, post_params=post)
     response.read()
@@ -115,13 +126,23 @@ class Kubectl:
 
     def __init__(self, standin: StandIn, namespace: str = NAMESPACE) -> None:
         self.binary = kubectl_binary()
-        self.env = {**os.environ, "KUBECONFIG": str(standin.kubeconfig), "HOME": str(standin.directory),
-                    "KUBECACHEDIR": str(standin.directory / "cache")}
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(standin.kubeconfig),
+            "HOME": str(standin.directory),
+            "KUBECACHEDIR": str(standin.directory / "cache"),
+        }
         self.namespace = namespace
 
     def __call__(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([self.binary, "-n", self.namespace, *args], env=self.env, input=stdin,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [self.binary, "-n", self.namespace, *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if check and result.returncode != 0:
             pytest.fail(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result

@@ -179,7 +179,7 @@ def compile_condition(spec: Any) -> Condition:
     ``{any: [...]}`` or ``{not: ...}``."""
     if not isinstance(spec, dict) or len(spec) != 1:
         raise ExpressionError(f"a condition is a mapping with exactly one operator, got {spec!r}")
-    (op, arg), = spec.items()
+    ((op, arg),) = spec.items()
     if op in ("set", "unset", "isTrue", "isFalse"):
         if not isinstance(arg, str):
             raise ExpressionError(f"condition {op} takes one field path, got {arg!r}")
@@ -221,7 +221,7 @@ def compile_condition(spec: Any) -> Condition:
 
 
 def condition_paths(spec: Any) -> list[Path]:
-    (op, arg), = spec.items()
+    ((op, arg),) = spec.items()
     if op in ("set", "unset", "isTrue", "isFalse"):
         return [parse_path(arg)]
     if op == "equal":
@@ -281,9 +281,7 @@ def compile_transform(spec: Any) -> Transform:
     or ``{map: {from: to, ...}}``; unmapped values pass through unchanged."""
     if isinstance(spec, str):
         if spec not in _NAMED_TRANSFORMS:
-            raise ExpressionError(
-                f"unknown transform {spec!r} (known: {', '.join(sorted(_NAMED_TRANSFORMS))}, map)"
-            )
+            raise ExpressionError(f"unknown transform {spec!r} (known: {', '.join(sorted(_NAMED_TRANSFORMS))}, map)")
         return _NAMED_TRANSFORMS[spec]
     if isinstance(spec, dict) and set(spec) == {"map"} and isinstance(spec["map"], dict):
         table = {_text(k): v for k, v in spec["map"].items()}

@@ -214,23 +214,24 @@ class Renderer:
         return cached
 
     def _version(self, resource: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        """The resource's version and its references' (None: not cacheable)."""
-        metadata = resource["metadata"]
-        own = metadata.get("resourceVersion")
-        if own is None:
-            return None
+        """What a rendering of ``resource`` depends on (None: not cacheable).
+
+        The spec is covered by ``metadata.generation`` (status writes change the
+        resourceVersion but not the generation, and must not cost a re-render);
+        labels and annotations, which tables may read, are compared as they are.
+        """
         table = self.rules.tables.get(resource["kind"])
         if table is None:
             return None
-        namespace = metadata.get("namespace", "default")
-        versions: list[Any] = [metadata.get("uid"), own]
+        own = _content_version(resource)
+        if own is None:
+            return None
+        namespace = resource["metadata"].get("namespace", "default")
+        versions: list[Any] = [own]
         for ref in table.references:
             name = lookup(resource, ref.from_path)
-            if name is UNSET:
-                versions.append(None)
-                continue
-            target = self.lookup(ref.kind, namespace, str(name))
-            versions.append(None if target is None else target["metadata"].get("resourceVersion", "?"))
+            target = None if name is UNSET else self.lookup(ref.kind, namespace, str(name))
+            versions.append(None if target is None else _content_version(target) or "?")
         return tuple(versions)
 
     def _render(self, resource: Mapping[str, Any]) -> Rendering:
@@ -290,9 +291,7 @@ class Renderer:
         try:
             values = self.values(target)
         except InvalidSpec as error:
-            raise ReferenceNotFound(
-                [SpecProblem(field, f"{kind} {namespace}/{name} is invalid ({error})")]
-            ) from None
+            raise ReferenceNotFound([SpecProblem(field, f"{kind} {namespace}/{name} is invalid ({error})")]) from None
         exports = {k: values[k] for k in self.rules.table(kind).exports if k in values}
         self._exports[key] = exports
         return exports
@@ -370,6 +369,17 @@ class Renderer:
         )
 
 
+def _content_version(resource: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    metadata = resource["metadata"]
+    generation = metadata.get("generation")
+    if generation is None:
+        version = metadata.get("resourceVersion")
+        return None if version is None else (metadata.get("uid"), "rv", version)
+    labels = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    return (metadata.get("uid"), generation, tuple(sorted(labels.items())), tuple(sorted(annotations.items())))
+
+
 def _is_create_only(path: Path, targets: list[tuple[Path, bool]]) -> bool:
     """The last patch that wrote ``path`` (or a parent of it) decides."""
     for target, create_only in reversed(targets):
@@ -386,9 +396,7 @@ def render_resources(
     generate: Generator = random_token,
 ) -> list[tuple[Mapping[str, Any], Rendering | InvalidSpec]]:
     """Render a set of resources that reference each other (``eevee-operator render``)."""
-    index = {
-        (r["kind"], r["metadata"].get("namespace", "default"), r["metadata"]["name"]): r for r in resources
-    }
+    index = {(r["kind"], r["metadata"].get("namespace", "default"), r["metadata"]["name"]): r for r in resources}
     renderer = Renderer(rules, lookup=lambda k, ns, n: index.get((k, ns, n)), operator=operator, generate=generate)
     out: list[tuple[Mapping[str, Any], Rendering | InvalidSpec]] = []
     for resource in resources:

@@ -145,6 +145,17 @@ TABLE_SCHEMA: dict[str, Any] = {
             "patches": {"type": "list", "schema": _PATCH},
         },
     },
+    "metrics": {
+        "type": "list",
+        "schema": {
+            "type": "dict",
+            "schema": {
+                "name": {"type": "string", "required": True, "regex": r"^eevee_operator_[a-z0-9_]+$"},
+                "help": {"type": "string", "required": True, "empty": False},
+                **_SOURCE_FIELDS,
+            },
+        },
+    },
 }
 
 
@@ -213,6 +224,13 @@ class StatusOverride:
 
 
 @dataclass(frozen=True)
+class MetricRule:
+    name: str
+    help: str
+    source: Source
+
+
+@dataclass(frozen=True)
 class Table:
     """One compiled rule table: everything the engine knows about one custom-resource kind."""
 
@@ -231,6 +249,7 @@ class Table:
     overrides: tuple[StatusOverride, ...]
     status_patches: tuple[CompiledPatch, ...]
     ref_uses: tuple[tuple[str, Path], ...] = ()
+    metrics: tuple[MetricRule, ...] = ()
     validator_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @property
@@ -350,7 +369,7 @@ def _child_ids(document: dict[str, Any], rule: str) -> str:
     if match and isinstance(children, list) and int(match.group(1)) < len(children):
         child = children[int(match.group(1))]
         if isinstance(child, dict) and isinstance(child.get("id"), str):
-            return f"children[{child['id']}]{rule[match.end():]}"
+            return f"children[{child['id']}]{rule[match.end() :]}"
     return rule
 
 
@@ -574,6 +593,12 @@ class _TableCompiler:
             if compiled is not None:
                 status_patches.append(compiled)
 
+        metrics = []
+        for index, metric in enumerate(doc.get("metrics", [])):
+            compiled = self.source(f"metrics[{index}] ({metric['name']})", metric, live=True)
+            if compiled is not None:
+                metrics.append(MetricRule(metric["name"], metric["help"], compiled))
+
         if self.problems:
             raise TableError(self.problems)
         return Table(
@@ -592,6 +617,7 @@ class _TableCompiler:
             overrides=tuple(overrides),
             status_patches=tuple(status_patches),
             ref_uses=tuple(self.deferred_ref_paths),
+            metrics=tuple(metrics),
         )
 
 

@@ -130,7 +130,11 @@ class Handler(BaseHTTPRequestHandler):
             return None
         content_type = self.headers.get("Content-Type", "")
         if "protobuf" in content_type or "cbor" in content_type:
-            raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml')
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+            )
         try:
             return json.loads(raw)
         except ValueError:
@@ -580,10 +584,19 @@ class Handler(BaseHTTPRequestHandler):
             initial = [{"type": "ADDED", "object": o} for o in items]
             if send_initial:
                 # The watch-list protocol: a bookmark marks the end of the initial state.
-                initial.append({"type": "BOOKMARK", "object": {
-                    "kind": route.rt.kind, "apiVersion": route.rt.api_version,
-                    "metadata": {"resourceVersion": str(since), "annotations": {"k8s.io/initial-events-end": "true"}},
-                }})
+                initial.append(
+                    {
+                        "type": "BOOKMARK",
+                        "object": {
+                            "kind": route.rt.kind,
+                            "apiVersion": route.rt.api_version,
+                            "metadata": {
+                                "resourceVersion": str(since),
+                                "annotations": {"k8s.io/initial-events-end": "true"},
+                            },
+                        },
+                    }
+                )
         else:
             try:
                 since = int(since_text)

@@ -18,13 +18,13 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from eevee.standin import builtins, schema
 from eevee.standin.registry import Registry, ResourceType
 from eevee.standin.schema import Cause
 from eevee.standin.selectors import Predicate
+from eevee.timestamps import rfc3339_now
 
 Key = tuple[str, str]  # (group, plural)
 Obj = dict[str, Any]
@@ -97,7 +97,7 @@ def conflict(rt: ResourceType, name: str) -> ApiError:
 
 
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339_now()
 
 
 class Event(NamedTuple):

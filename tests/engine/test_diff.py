@@ -10,7 +10,12 @@ from eevee.engine.diff import managed_patch, needs_patch, same
 from eevee.engine.paths import get
 from eevee.engine.render import Renderer, copy_json
 
-IPC = {"apiVersion": "eevee.bot/v1", "kind": "IpcConfig", "metadata": {"name": "bus", "namespace": "bot", "uid": "u-bus"}, "spec": {}}
+IPC = {
+    "apiVersion": "eevee.bot/v1",
+    "kind": "IpcConfig",
+    "metadata": {"name": "bus", "namespace": "bot", "uid": "u-bus"},
+    "spec": {},
+}
 
 
 def module(**spec):
@@ -30,7 +35,9 @@ def desired(rules, resource, child="deployment"):
 def as_stored(body, version="100"):
     """What the API server hands back: our fields plus its defaults and bookkeeping."""
     live = copy_json(body)
-    live["metadata"].update(resourceVersion=version, uid="child-uid", creationTimestamp="2026-01-01T00:00:00Z", generation=1)
+    live["metadata"].update(
+        resourceVersion=version, uid="child-uid", creationTimestamp="2026-01-01T00:00:00Z", generation=1
+    )
     if live["kind"] == "Deployment":
         pod = live["spec"]["template"]["spec"]
         pod.update(restartPolicy="Always", dnsPolicy="ClusterFirst", terminationGracePeriodSeconds=30)
@@ -160,9 +167,7 @@ specs = st.fixed_dictionaries(
         "resources": st.just({"requests": {"cpu": "0.1"}}),
     },
 )
-foreign = st.lists(
-    st.sampled_from(["label", "env", "annotation", "sidecar", "status"]), unique=True, max_size=5
-)
+foreign = st.lists(st.sampled_from(["label", "env", "annotation", "sidecar", "status"]), unique=True, max_size=5)
 
 
 def add_foreign(live, edits):

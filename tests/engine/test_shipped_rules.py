@@ -85,10 +85,22 @@ def test_metrics_contract(rules):
     }
     c = container(children)
     assert c["ports"] == [{"name": "metrics", "containerPort": 9100}]
-    assert c["livenessProbe"] == {"httpGet": {"path": "/health", "port": "metrics"}, "initialDelaySeconds": 10, "periodSeconds": 30}
-    assert c["readinessProbe"] == {"httpGet": {"path": "/health", "port": "metrics"}, "initialDelaySeconds": 5, "periodSeconds": 10}
+    assert c["livenessProbe"] == {
+        "httpGet": {"path": "/health", "port": "metrics"},
+        "initialDelaySeconds": 10,
+        "periodSeconds": 30,
+    }
+    assert c["readinessProbe"] == {
+        "httpGet": {"path": "/health", "port": "metrics"},
+        "initialDelaySeconds": 5,
+        "periodSeconds": 10,
+    }
     annotations = children["deployment"].body["spec"]["template"]["metadata"]["annotations"]
-    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": "9100", "prometheus.io/path": "/metrics"}
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9100",
+        "prometheus.io/path": "/metrics",
+    }
 
 
 def test_a_probe_in_the_spec_replaces_the_default(rules):
@@ -138,7 +150,9 @@ def test_ipc_config_wires_nats_host_and_token_secret(rules):
     assert env(children)["NATS_HOST"] == "eevee-bus-nats.bot.svc"
     assert env(children)["NATS_TOKEN"] == {"secretKeyRef": {"name": "bus-nats-token", "key": "token"}}
     custom = {**IPC, "spec": {"nats": {"token": {"secretKeyRef": {"secret": {"name": "tok"}, "key": "k"}}}}}
-    assert env(render(rules, module(ipcConfig="bus"), custom))["NATS_TOKEN"] == {"secretKeyRef": {"name": "tok", "key": "k"}}
+    assert env(render(rules, module(ipcConfig="bus"), custom))["NATS_TOKEN"] == {
+        "secretKeyRef": {"name": "tok", "key": "k"}
+    }
 
 
 def test_a_missing_ipc_config_is_reported_on_its_field(rules):
@@ -149,7 +163,9 @@ def test_a_missing_ipc_config_is_reported_on_its_field(rules):
 
 def test_operator_api_token_comes_from_a_secret_never_a_literal(rules):
     variables = env(render(rules, module(mountOperatorApiToken=True)))
-    assert variables["EEVEE_OPERATOR_API_TOKEN"] == {"secretKeyRef": {"name": "eevee-operator-api-token", "key": "token"}}
+    assert variables["EEVEE_OPERATOR_API_TOKEN"] == {
+        "secretKeyRef": {"name": "eevee-operator-api-token", "key": "token"}
+    }
     assert variables["EEVEE_OPERATOR_API_URL"] == "http://eevee-operator.ops.svc:9000"
 
 
@@ -200,7 +216,9 @@ def test_ipc_config_children(rules):
     assert nats["spec"]["replicas"] == 1
     c = nats["spec"]["template"]["spec"]["containers"][0]
     assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"client": 4222, "monitoring": 8222}
-    assert c["env"] == [{"name": "NATS_TOKEN", "valueFrom": {"secretKeyRef": {"name": "bus-nats-token", "key": "token"}}}]
+    assert c["env"] == [
+        {"name": "NATS_TOKEN", "valueFrom": {"secretKeyRef": {"name": "bus-nats-token", "key": "token"}}}
+    ]
     assert "$(NATS_TOKEN)" in c["args"]
     assert c["livenessProbe"]["httpGet"]["port"] == "monitoring"
     service = children["service"].body

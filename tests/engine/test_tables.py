@@ -114,7 +114,7 @@ def test_conditions_on_children_and_on_patches():
     ],
 )
 def test_transforms(transform, value, expected):
-    rules = widget(CM + f'    - {{toFieldPath: out, fromFieldPath: spec.extra.v, transforms: {transform}}}')
+    rules = widget(CM + f"    - {{toFieldPath: out, fromFieldPath: spec.extra.v, transforms: {transform}}}")
     assert bodies(render(rules, resource({"extra": {"v": value}})))["cm"]["out"] == expected
 
 
@@ -126,7 +126,7 @@ def test_a_transform_that_cannot_apply_is_an_invalid_spec_naming_the_rule():
 
 
 def test_from_field_path_list_takes_the_first_set_value():
-    body = cm_with('- {toFieldPath: out, fromFieldPath: [spec.color, spec.text], default: none}', text="t")
+    body = cm_with("- {toFieldPath: out, fromFieldPath: [spec.color, spec.text], default: none}", text="t")
     assert body["out"] == "t"
 
 
@@ -146,13 +146,17 @@ def test_list_items_are_addressed_by_key():
         """
     )
     body = bodies(render(rules, resource({"color": "img"})))["dep"]
-    assert body["spec"]["containers"][0] == {"name": "main", "image": "img", "env": [{"name": "B", "value": "b"}, {"name": "A", "value": "a"}]}
+    assert body["spec"]["containers"][0] == {
+        "name": "main",
+        "image": "img",
+        "env": [{"name": "B", "value": "b"}, {"name": "A", "value": "a"}],
+    }
     assert body["spec"]["containers"][1] == {"name": "side", "image": "s"}
 
 
 def test_values_are_named_and_used_in_order():
     rules = widget(
-        CM + '    - {toFieldPath: out, fromFieldPath: values.label}',
+        CM + "    - {toFieldPath: out, fromFieldPath: values.label}",
         'values:\n  size: {fromFieldPath: spec.size, default: 2}\n  label: {format: "size-{values.size}"}\n',
     )
     assert bodies(render(rules, resource({})))["cm"]["out"] == "size-2"
@@ -253,7 +257,10 @@ def test_a_later_child_can_hash_an_earlier_one():
 
 
 def test_spec_schema_and_checks_name_the_field():
-    rules = widget("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}", "checks:\n  - {field: spec.color, rule: {not: {equal: [spec.color, spec.text]}}, message: must differ from text}\n")
+    rules = widget(
+        "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}",
+        "checks:\n  - {field: spec.color, rule: {not: {equal: [spec.color, spec.text]}}, message: must differ from text}\n",
+    )
     with pytest.raises(InvalidSpec) as caught:
         render(rules, resource({"size": -1, "colour": "x"}))
     fields = {p.field: p.reason for p in caught.value.problems}
@@ -276,27 +283,97 @@ def test_yaml_syntax_errors_name_file_and_line(tmp_path):
     (tmp_path / "bad.yaml").write_text("resource:\n  kind: [unclosed\n")
     with pytest.raises(TableError) as caught:
         load_rules(tmp_path)
-    (file, where, reason), = caught.value.problems
+    ((file, where, reason),) = caught.value.problems
     assert file.endswith("bad.yaml") and where.startswith("line ") and "YAML syntax error" in reason
 
 
 @pytest.mark.parametrize(
     "children, extra, rule, reason",
     [
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, colour: red}", "", "children[cm].colour", "unknown field"),
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, fromFieldPath: spec.size, transforms: [upper]}]}", "", "children[cm].patches[0] (toFieldPath x)", "unknown transform 'upper'"),
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, when: {greater: spec.size}}", "", "children[cm].when", "unknown condition 'greater'"),
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, fromFieldPath: spec.sise}]}", "", "children[cm].patches[0] (toFieldPath x)", "path spec.sise does not exist in the table's spec schema"),
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, fromFieldPath: values.nope}]}", "", "children[cm].patches[0] (toFieldPath x)", "path values.nope names no value defined above this rule"),
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, fromFieldPath: status.x}]}", "", "children[cm].patches[0] (toFieldPath x)", "unknown root 'status'"),
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: 'x[', value: 1}]}", "", "children[cm].patches[0] (toFieldPath x[)", "malformed brackets"),
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: 'a-{spec.size'}", "", "children[cm].name", "unbalanced brace"),
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, value: 1, fromFieldPath: spec.size}]}", "", "children[cm].patches[0] (toFieldPath x)", "exactly one of fromFieldPath, value, format, generate (found fromFieldPath, value)"),
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, generate: token}]}", "", "children[cm].patches[0] (toFieldPath x)", "must be createOnly"),
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}\n- {id: cm, apiVersion: v1, kind: Secret, name: b}", "", "children[cm]", "used twice"),
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}", "values:\n  a: {fromFieldPath: values.b}\n  b: {value: 1}\n", "values.a", "names no value defined above"),
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}", "status:\n  waitFor: [dep]\n", "status.waitFor", "dep is not a child"),
-        ("- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}", "exports: [nothing]\n", "exports", "nothing is not a value"),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, colour: red}",
+            "",
+            "children[cm].colour",
+            "unknown field",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, fromFieldPath: spec.size, transforms: [upper]}]}",
+            "",
+            "children[cm].patches[0] (toFieldPath x)",
+            "unknown transform 'upper'",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, when: {greater: spec.size}}",
+            "",
+            "children[cm].when",
+            "unknown condition 'greater'",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, fromFieldPath: spec.sise}]}",
+            "",
+            "children[cm].patches[0] (toFieldPath x)",
+            "path spec.sise does not exist in the table's spec schema",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, fromFieldPath: values.nope}]}",
+            "",
+            "children[cm].patches[0] (toFieldPath x)",
+            "path values.nope names no value defined above this rule",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, fromFieldPath: status.x}]}",
+            "",
+            "children[cm].patches[0] (toFieldPath x)",
+            "unknown root 'status'",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: 'x[', value: 1}]}",
+            "",
+            "children[cm].patches[0] (toFieldPath x[)",
+            "malformed brackets",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: 'a-{spec.size'}",
+            "",
+            "children[cm].name",
+            "unbalanced brace",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, value: 1, fromFieldPath: spec.size}]}",
+            "",
+            "children[cm].patches[0] (toFieldPath x)",
+            "exactly one of fromFieldPath, value, format, generate (found fromFieldPath, value)",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, generate: token}]}",
+            "",
+            "children[cm].patches[0] (toFieldPath x)",
+            "must be createOnly",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}\n- {id: cm, apiVersion: v1, kind: Secret, name: b}",
+            "",
+            "children[cm]",
+            "used twice",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}",
+            "values:\n  a: {fromFieldPath: values.b}\n  b: {value: 1}\n",
+            "values.a",
+            "names no value defined above",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}",
+            "status:\n  waitFor: [dep]\n",
+            "status.waitFor",
+            "dep is not a child",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}",
+            "exports: [nothing]\n",
+            "exports",
+            "nothing is not a value",
+        ),
     ],
 )
 def test_broken_tables_are_refused_with_rule_and_reason(children, extra, rule, reason):

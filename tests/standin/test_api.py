@@ -20,7 +20,9 @@ def raw(standin, method, path, body=None, token=None, content_type="application/
     headers = {"Content-Type": content_type}
     if token is not False:
         headers["Authorization"] = f"Bearer {token or standin.token}"
-    response = http.request(method, standin.url + path, body=json.dumps(body) if body is not None else None, headers=headers)
+    response = http.request(
+        method, standin.url + path, body=json.dumps(body) if body is not None else None, headers=headers
+    )
     return response.status, response.data
 
 
@@ -28,14 +30,24 @@ def raw(standin, method, path, body=None, token=None, content_type="application/
 def test_a_wrong_or_missing_token_is_401(standin, token):
     code, body = raw(standin, "GET", "/api/v1/namespaces", token=token)
     assert code == 401
-    assert json.loads(body) == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+    assert json.loads(body) == {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Unauthorized",
+        "reason": "Unauthorized",
+        "code": 401,
+    }
 
 
 def test_discovery_lists_the_built_in_resources(standin):
     _code, body = raw(standin, "GET", "/apis/apps/v1")
     resources = {r["name"]: r for r in json.loads(body)["resources"]}
     assert resources["deployments"]["kind"] == "Deployment" and "patch" in resources["deployments"]["verbs"]
-    assert resources["deployments/scale"]["kind"] == "Scale" and resources["deployments/scale"]["group"] == "autoscaling"
+    assert (
+        resources["deployments/scale"]["kind"] == "Scale" and resources["deployments/scale"]["group"] == "autoscaling"
+    )
     assert "deployments/status" in resources
     groups = {g["name"] for g in json.loads(raw(standin, "GET", "/apis")[1])["groups"]}
     assert {"apps", "coordination.k8s.io", "apiextensions.k8s.io"} <= groups
@@ -59,13 +71,22 @@ def test_create_get_delete_and_their_errors(api):
         core.create_namespaced_config_map(NAMESPACE, cm("one"))
     assert caught.value.status == 409
     assert status_of(caught.value) | {} == {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": 'configmaps "one" already exists', "reason": "AlreadyExists",
-        "details": {"name": "one", "group": "", "kind": "configmaps"}, "code": 409,
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'configmaps "one" already exists',
+        "reason": "AlreadyExists",
+        "details": {"name": "one", "group": "", "kind": "configmaps"},
+        "code": 409,
     }
     with pytest.raises(client.ApiException) as caught:
         core.read_namespaced_config_map("two", NAMESPACE)
-    assert (caught.value.status, status_of(caught.value)["reason"], status_of(caught.value)["message"]) == (404, "NotFound", 'configmaps "two" not found')
+    assert (caught.value.status, status_of(caught.value)["reason"], status_of(caught.value)["message"]) == (
+        404,
+        "NotFound",
+        'configmaps "two" not found',
+    )
     core.delete_namespaced_config_map("one", NAMESPACE)
     with pytest.raises(client.ApiException) as caught:
         core.delete_namespaced_config_map("one", NAMESPACE)
@@ -145,7 +166,9 @@ def test_a_stale_update_is_a_conflict(api):
 
 def test_put_replaces_the_whole_object(api):
     core = client.CoreV1Api(api)
-    core.create_namespaced_config_map(NAMESPACE, {"metadata": {"name": "a", "labels": {"x": "1"}, "annotations": {"y": "2"}}, "data": {"k": "v"}})
+    core.create_namespaced_config_map(
+        NAMESPACE, {"metadata": {"name": "a", "labels": {"x": "1"}, "annotations": {"y": "2"}}, "data": {"k": "v"}}
+    )
     replaced = core.replace_namespaced_config_map("a", NAMESPACE, {"metadata": {"name": "a"}, "data": {"k": "v"}})
     assert not replaced.metadata.labels and not replaced.metadata.annotations
 
@@ -159,16 +182,40 @@ def test_a_write_that_changes_nothing_is_not_a_write(api):
 
 def test_leases_events_and_pods(api):
     coordination = client.CoordinationV1Api(api)
-    lease = coordination.create_namespaced_lease(NAMESPACE, {"metadata": {"name": "leader"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}})
+    lease = coordination.create_namespaced_lease(
+        NAMESPACE, {"metadata": {"name": "leader"}, "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}
+    )
     assert lease.spec.holder_identity == "a"
     core = client.CoreV1Api(api)
-    core.create_namespaced_event(NAMESPACE, {"metadata": {"name": "e1"}, "involvedObject": {"kind": "BotModule", "name": "echo", "namespace": NAMESPACE}, "reason": "Created", "message": "m", "type": "Normal"})
-    core.create_namespaced_event(NAMESPACE, {"metadata": {"name": "e2"}, "involvedObject": {"kind": "BotModule", "name": "other", "namespace": NAMESPACE}, "reason": "Created", "message": "m", "type": "Normal"})
-    found = core.list_namespaced_event(NAMESPACE, field_selector="involvedObject.name=echo,involvedObject.kind=BotModule")
+    core.create_namespaced_event(
+        NAMESPACE,
+        {
+            "metadata": {"name": "e1"},
+            "involvedObject": {"kind": "BotModule", "name": "echo", "namespace": NAMESPACE},
+            "reason": "Created",
+            "message": "m",
+            "type": "Normal",
+        },
+    )
+    core.create_namespaced_event(
+        NAMESPACE,
+        {
+            "metadata": {"name": "e2"},
+            "involvedObject": {"kind": "BotModule", "name": "other", "namespace": NAMESPACE},
+            "reason": "Created",
+            "message": "m",
+            "type": "Normal",
+        },
+    )
+    found = core.list_namespaced_event(
+        NAMESPACE, field_selector="involvedObject.name=echo,involvedObject.kind=BotModule"
+    )
     assert [e.metadata.name for e in found.items] == ["e1"]
     assert core.list_namespaced_pod(NAMESPACE).items == []
     with pytest.raises(client.ApiException) as caught:
-        core.create_namespaced_pod(NAMESPACE, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
+        core.create_namespaced_pod(
+            NAMESPACE, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+        )
     assert caught.value.status == 405
 
 
@@ -176,5 +223,7 @@ def test_unknown_paths_and_resources(standin):
     assert raw(standin, "GET", "/nothing/here")[0] == 404
     code, body = raw(standin, "GET", "/apis/apps/v1/namespaces/x/widgets")
     assert code == 404 and json.loads(body)["message"] == "the server could not find the requested resource"
-    code, body = raw(standin, "POST", f"/api/v1/namespaces/{NAMESPACE}/configmaps", body=None, content_type="application/json")
+    code, body = raw(
+        standin, "POST", f"/api/v1/namespaces/{NAMESPACE}/configmaps", body=None, content_type="application/json"
+    )
     assert code == 400

@@ -39,7 +39,15 @@ def test_kubectl_scenario(standin, kubectl, root, api):
     kubectl("patch", "bm", "echo", "--type=json", "-p", '[{"op": "replace", "path": "/spec/size", "value": 3}]')
     echo = json.loads(kubectl("get", "bm", "echo", "-o", "json").stdout)
     assert echo["spec"]["size"] == 3 and echo["metadata"]["generation"] == 2
-    failed = kubectl("patch", "bm", "echo", "--type=json", "-p", '[{"op": "replace", "path": "/spec/size", "value": -1}]', check=False)
+    failed = kubectl(
+        "patch",
+        "bm",
+        "echo",
+        "--type=json",
+        "-p",
+        '[{"op": "replace", "path": "/spec/size", "value": -1}]',
+        check=False,
+    )
     assert failed.returncode != 0 and "should be greater than or equal to 0" in failed.stderr
 
     # Deployments: scale, rollout restart

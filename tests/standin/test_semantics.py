@@ -24,8 +24,12 @@ def deployment(name="web", replicas=1, image="nginx:1.27", labels=None):
 
 
 def module(name="echo", **spec):
-    return {"apiVersion": "eevee.bot/v1", "kind": "BotModule", "metadata": {"name": name},
-            "spec": {"moduleName": name, "image": "echo:1", **spec}}
+    return {
+        "apiVersion": "eevee.bot/v1",
+        "kind": "BotModule",
+        "metadata": {"name": name},
+        "spec": {"moduleName": name, "image": "echo:1", **spec},
+    }
 
 
 def custom(api):
@@ -33,7 +37,9 @@ def custom(api):
 
 
 def bm(api, verb, *args, **kw):
-    return getattr(custom(api), f"{verb}_namespaced_custom_object")("eevee.bot", "v1", NAMESPACE, "botmodules", *args, **kw)
+    return getattr(custom(api), f"{verb}_namespaced_custom_object")(
+        "eevee.bot", "v1", NAMESPACE, "botmodules", *args, **kw
+    )
 
 
 # --- generation and subresources ----------------------------------------------------------
@@ -42,10 +48,20 @@ def bm(api, verb, *args, **kw):
 def test_deployment_generation_follows_spec_and_annotations_not_labels(api):
     apps = client.AppsV1Api(api)
     assert apps.create_namespaced_deployment(NAMESPACE, deployment()).metadata.generation == 1
-    assert apps.patch_namespaced_deployment("web", NAMESPACE, {"metadata": {"labels": {"x": "y"}}}).metadata.generation == 1
-    assert apps.patch_namespaced_deployment("web", NAMESPACE, {"metadata": {"annotations": {"x": "y"}}}).metadata.generation == 2
+    assert (
+        apps.patch_namespaced_deployment("web", NAMESPACE, {"metadata": {"labels": {"x": "y"}}}).metadata.generation
+        == 1
+    )
+    assert (
+        apps.patch_namespaced_deployment(
+            "web", NAMESPACE, {"metadata": {"annotations": {"x": "y"}}}
+        ).metadata.generation
+        == 2
+    )
     assert apps.patch_namespaced_deployment("web", NAMESPACE, {"spec": {"replicas": 3}}).metadata.generation == 3
-    status = apps.patch_namespaced_deployment_status("web", NAMESPACE, {"status": {"replicas": 3, "observedGeneration": 3}})
+    status = apps.patch_namespaced_deployment_status(
+        "web", NAMESPACE, {"status": {"replicas": 3, "observedGeneration": 3}}
+    )
     assert status.metadata.generation == 3 and status.status.replicas == 3
 
 
@@ -56,7 +72,9 @@ def test_custom_resource_generation_and_status_subresource(api, crds):
     assert relabeled["metadata"]["generation"] == 1
     # a write to the main resource silently drops status
     ignored = bm(api, "patch", "echo", {"status": {"observedGeneration": 9}})
-    assert "status" not in ignored and ignored["metadata"]["resourceVersion"] == relabeled["metadata"]["resourceVersion"]
+    assert (
+        "status" not in ignored and ignored["metadata"]["resourceVersion"] == relabeled["metadata"]["resourceVersion"]
+    )
     changed = bm(api, "patch", "echo", {"spec": {"size": 2}})
     assert changed["metadata"]["generation"] == 2
     # a write to /status changes only status
@@ -90,8 +108,10 @@ def test_json_patch_test_failure_and_missing_remove_are_422_stale_version_409(ap
         core.patch_namespaced_config_map("a", NAMESPACE, [{"op": "remove", "path": "/data/missing"}])
     assert caught.value.status == 422
     core.patch_namespaced_config_map("a", NAMESPACE, {"data": {"k": "w"}})
-    stale = [{"op": "replace", "path": "/metadata/resourceVersion", "value": created.metadata.resource_version},
-             {"op": "replace", "path": "/data/k", "value": "x"}]
+    stale = [
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": created.metadata.resource_version},
+        {"op": "replace", "path": "/data/k", "value": "x"},
+    ]
     with pytest.raises(client.ApiException) as caught:
         core.patch_namespaced_config_map("a", NAMESPACE, stale)
     assert (caught.value.status, status_of(caught.value)["reason"]) == (409, "Conflict")
@@ -102,9 +122,13 @@ def test_json_patch_test_failure_and_missing_remove_are_422_stale_version_409(ap
 
 def test_merge_patch_deletes_with_null_and_replaces_lists(api, crds):
     bm(api, "create", module(livenessProbe={"exec": {"command": ["a", "b"]}}))
-    patched = call(api, "PATCH", f"/apis/eevee.bot/v1/namespaces/{NAMESPACE}/botmodules/echo",
-                   {"spec": {"livenessProbe": {"exec": {"command": ["c"]}}, "pullPolicy": None}},
-                   content_type="application/merge-patch+json")
+    patched = call(
+        api,
+        "PATCH",
+        f"/apis/eevee.bot/v1/namespaces/{NAMESPACE}/botmodules/echo",
+        {"spec": {"livenessProbe": {"exec": {"command": ["c"]}}, "pullPolicy": None}},
+        content_type="application/merge-patch+json",
+    )
     assert patched["spec"]["livenessProbe"]["exec"]["command"] == ["c"]
     assert patched["spec"]["pullPolicy"] == "Always"  # deleted, then defaulted again by the schema
 
@@ -112,26 +136,40 @@ def test_merge_patch_deletes_with_null_and_replaces_lists(api, crds):
 def test_strategic_merge_patch_merges_containers_and_env_by_name(api):
     apps = client.AppsV1Api(api)
     apps.create_namespaced_deployment(NAMESPACE, deployment())
-    patch = {"spec": {"template": {"spec": {
-        "$setElementOrder/containers": [{"name": "main"}, {"name": "side"}],
-        "containers": [
-            {"name": "main", "env": [{"name": "B", "value": "2"}]},
-            {"name": "side", "image": "proxy:1"},
-        ]}}}}
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "$setElementOrder/containers": [{"name": "main"}, {"name": "side"}],
+                    "containers": [
+                        {"name": "main", "env": [{"name": "B", "value": "2"}]},
+                        {"name": "side", "image": "proxy:1"},
+                    ],
+                }
+            }
+        }
+    }
     dep = apps.patch_namespaced_deployment("web", NAMESPACE, patch)
     containers = {c.name: c for c in dep.spec.template.spec.containers}
     assert containers["main"].image == "nginx:1.27"
     assert [(e.name, e.value) for e in containers["main"].env] == [("A", "1"), ("B", "2")]
     assert containers["side"].image == "proxy:1"
-    dep = apps.patch_namespaced_deployment("web", NAMESPACE, {"spec": {"template": {"spec": {"containers": [{"name": "side", "$patch": "delete"}]}}}})
+    dep = apps.patch_namespaced_deployment(
+        "web", NAMESPACE, {"spec": {"template": {"spec": {"containers": [{"name": "side", "$patch": "delete"}]}}}}
+    )
     assert [c.name for c in dep.spec.template.spec.containers] == ["main"]
 
 
 def test_strategic_merge_patch_of_a_custom_resource_is_415(api, crds):
     bm(api, "create", module())
     with pytest.raises(client.ApiException) as caught:
-        call(api, "PATCH", f"/apis/eevee.bot/v1/namespaces/{NAMESPACE}/botmodules/echo", {"spec": {"size": 2}},
-             content_type="application/strategic-merge-patch+json")
+        call(
+            api,
+            "PATCH",
+            f"/apis/eevee.bot/v1/namespaces/{NAMESPACE}/botmodules/echo",
+            {"spec": {"size": 2}},
+            content_type="application/strategic-merge-patch+json",
+        )
     assert caught.value.status == 415
 
 
@@ -142,20 +180,52 @@ def test_crd_schema_defaults_and_prunes(api, crds):
     created = bm(api, "create", {**module(), "spec": {**module()["spec"], "unknownField": 1}})
     spec = created["spec"]
     assert "unknownField" not in spec
-    assert (spec["size"], spec["enabled"], spec["pullPolicy"], spec["metricsPort"], spec["volumeMountPath"]) == (1, True, "Always", 9000, "/data")
-    ipc = custom(api).create_namespaced_custom_object("eevee.bot", "v1", NAMESPACE, "ipcconfigs", {"apiVersion": "eevee.bot/v1", "kind": "IpcConfig", "metadata": {"name": "bus"}})
-    assert ipc["spec"]["nats"]["managed"] == {"enabled": True, "image": "nats:2.10.24-alpine", "imagePullPolicy": "IfNotPresent"}
+    assert (spec["size"], spec["enabled"], spec["pullPolicy"], spec["metricsPort"], spec["volumeMountPath"]) == (
+        1,
+        True,
+        "Always",
+        9000,
+        "/data",
+    )
+    ipc = custom(api).create_namespaced_custom_object(
+        "eevee.bot",
+        "v1",
+        NAMESPACE,
+        "ipcconfigs",
+        {"apiVersion": "eevee.bot/v1", "kind": "IpcConfig", "metadata": {"name": "bus"}},
+    )
+    assert ipc["spec"]["nats"]["managed"] == {
+        "enabled": True,
+        "image": "nats:2.10.24-alpine",
+        "imagePullPolicy": "IfNotPresent",
+    }
     assert ipc["spec"]["nats"]["token"] == {"generate": True}
 
 
 @pytest.mark.parametrize(
     "spec, field, message",
     [
-        ({"size": -1}, "spec.size", "spec.size: Invalid value: -1: spec.size in body should be greater than or equal to 0"),
-        ({"size": "two"}, "spec.size", 'spec.size: Invalid value: "string": spec.size in body must be of type integer: "string"'),
-        ({"pullPolicy": "Sometimes"}, "spec.pullPolicy", 'spec.pullPolicy: Unsupported value: "Sometimes": supported values: "Always", "IfNotPresent", "Never"'),
-        ({"metricsPort": 70000}, "spec.metricsPort", "spec.metricsPort: Invalid value: 70000: spec.metricsPort in body should be less than or equal to 65535"),
-        ({"moduleName": "Bad_Name"}, "spec.moduleName", 'spec.moduleName in body should match'),
+        (
+            {"size": -1},
+            "spec.size",
+            "spec.size: Invalid value: -1: spec.size in body should be greater than or equal to 0",
+        ),
+        (
+            {"size": "two"},
+            "spec.size",
+            'spec.size: Invalid value: "string": spec.size in body must be of type integer: "string"',
+        ),
+        (
+            {"pullPolicy": "Sometimes"},
+            "spec.pullPolicy",
+            'spec.pullPolicy: Unsupported value: "Sometimes": supported values: "Always", "IfNotPresent", "Never"',
+        ),
+        (
+            {"metricsPort": 70000},
+            "spec.metricsPort",
+            "spec.metricsPort: Invalid value: 70000: spec.metricsPort in body should be less than or equal to 65535",
+        ),
+        ({"moduleName": "Bad_Name"}, "spec.moduleName", "spec.moduleName in body should match"),
         ({"image": None}, "spec.image", "spec.image: Required value"),
     ],
 )
@@ -174,8 +244,13 @@ def test_crd_schema_violations_are_422_with_field_paths(api, crds, spec, field, 
 
 def test_strict_field_validation_refuses_unknown_fields(api, crds):
     with pytest.raises(client.ApiException) as caught:
-        call(api, "POST", f"/apis/eevee.bot/v1/namespaces/{NAMESPACE}/botmodules",
-             {**module(), "spec": {**module()["spec"], "sise": 3}}, query=[("fieldValidation", "Strict")])
+        call(
+            api,
+            "POST",
+            f"/apis/eevee.bot/v1/namespaces/{NAMESPACE}/botmodules",
+            {**module(), "spec": {**module()["spec"], "sise": 3}},
+            query=[("fieldValidation", "Strict")],
+        )
     assert caught.value.status == 400 and 'unknown field "spec.sise"' in status_of(caught.value)["message"]
 
 
@@ -186,7 +261,8 @@ def test_server_defaults_and_canonical_quantities(api):
     apps = client.AppsV1Api(api)
     body = deployment()
     body["spec"]["template"]["spec"]["containers"][0].update(
-        resources={"limits": {"cpu": "0.5", "memory": "1024Mi"}}, ports=[{"name": "http", "containerPort": 80}],
+        resources={"limits": {"cpu": "0.5", "memory": "1024Mi"}},
+        ports=[{"name": "http", "containerPort": 80}],
         livenessProbe={"httpGet": {"path": "/", "port": 80}},
     )
     dep = api.sanitize_for_serialization(apps.create_namespaced_deployment(NAMESPACE, body))
@@ -195,10 +271,18 @@ def test_server_defaults_and_canonical_quantities(api):
     assert container["imagePullPolicy"] == "IfNotPresent"
     assert container["ports"][0]["protocol"] == "TCP"
     assert container["resources"]["limits"] == {"cpu": "500m", "memory": "1Gi"}
-    assert container["livenessProbe"]["timeoutSeconds"] == 1 and container["livenessProbe"]["httpGet"]["scheme"] == "HTTP"
-    assert dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+    assert (
+        container["livenessProbe"]["timeoutSeconds"] == 1 and container["livenessProbe"]["httpGet"]["scheme"] == "HTTP"
+    )
+    assert dep["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"},
+    }
     assert dep["spec"]["progressDeadlineSeconds"] == 600
-    service = client.CoreV1Api(api).create_namespaced_service(NAMESPACE, {"metadata": {"name": "svc"}, "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}})
+    service = client.CoreV1Api(api).create_namespaced_service(
+        NAMESPACE,
+        {"metadata": {"name": "svc"}, "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}},
+    )
     assert service.spec.cluster_ip and service.spec.type == "ClusterIP" and service.spec.ports[0].target_port == 80
 
 
@@ -206,11 +290,28 @@ def test_immutable_fields_are_422(api):
     apps = client.AppsV1Api(api)
     apps.create_namespaced_deployment(NAMESPACE, deployment())
     with pytest.raises(client.ApiException) as caught:
-        apps.patch_namespaced_deployment("web", NAMESPACE, {"spec": {"selector": {"matchLabels": {"app": "other"}}, "template": {"metadata": {"labels": {"app": "other"}}}}})
+        apps.patch_namespaced_deployment(
+            "web",
+            NAMESPACE,
+            {
+                "spec": {
+                    "selector": {"matchLabels": {"app": "other"}},
+                    "template": {"metadata": {"labels": {"app": "other"}}},
+                }
+            },
+        )
     assert caught.value.status == 422 and "field is immutable" in status_of(caught.value)["message"]
     core = client.CoreV1Api(api)
-    core.create_namespaced_persistent_volume_claim(NAMESPACE, {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
-    grown = core.patch_namespaced_persistent_volume_claim("data", NAMESPACE, {"spec": {"resources": {"requests": {"storage": "2Gi"}}}})
+    core.create_namespaced_persistent_volume_claim(
+        NAMESPACE,
+        {
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    grown = core.patch_namespaced_persistent_volume_claim(
+        "data", NAMESPACE, {"spec": {"resources": {"requests": {"storage": "2Gi"}}}}
+    )
     assert grown.spec.resources.requests["storage"] == "2Gi"
     with pytest.raises(client.ApiException) as caught:
         core.patch_namespaced_persistent_volume_claim("data", NAMESPACE, {"spec": {"storageClassName": "fast"}})
@@ -222,7 +323,10 @@ def test_deployment_selector_must_match_template(api):
     body["spec"]["template"]["metadata"]["labels"] = {"app": "other"}
     with pytest.raises(client.ApiException) as caught:
         client.AppsV1Api(api).create_namespaced_deployment(NAMESPACE, body)
-    assert caught.value.status == 422 and "`selector` does not match template `labels`" in status_of(caught.value)["message"]
+    assert (
+        caught.value.status == 422
+        and "`selector` does not match template `labels`" in status_of(caught.value)["message"]
+    )
 
 
 # --- finalizers and garbage collection ---------------------------------------------------
@@ -241,8 +345,16 @@ def test_finalizers_hold_deletion_until_removed(api):
 
 
 def owned_by(owner):
-    return [{"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
-             "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+    return [
+        {
+            "apiVersion": owner["apiVersion"],
+            "kind": owner["kind"],
+            "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
 
 
 def test_owner_deletion_collects_dependents_in_the_background(api, crds):

@@ -62,8 +62,11 @@ def test_a_too_old_resource_version_is_410_gone(api, standin):
     core.create_namespaced_config_map(NAMESPACE, cm("b"))
     compact(standin.store)
     http = urllib3.PoolManager(ca_certs=str(standin.ca_file))
-    response = http.request("GET", f"{standin.url}/api/v1/namespaces/{NAMESPACE}/configmaps?watch=1&resourceVersion={old}&timeoutSeconds=2",
-                            headers={"Authorization": f"Bearer {standin.token}"})
+    response = http.request(
+        "GET",
+        f"{standin.url}/api/v1/namespaces/{NAMESPACE}/configmaps?watch=1&resourceVersion={old}&timeoutSeconds=2",
+        headers={"Authorization": f"Bearer {standin.token}"},
+    )
     import json
 
     event = json.loads(response.data.splitlines()[0])
@@ -92,8 +95,13 @@ def test_request_log_counts_verbs_by_resource(api, standin):
     core.patch_namespaced_config_map("a", NAMESPACE, {"data": {"k": "w"}})
     core.delete_namespaced_config_map("a", NAMESPACE)
     counts = standin.log.counts(mark)
-    assert counts == {("create", "configmaps"): 1, ("list", "configmaps"): 1, ("get", "configmaps"): 1,
-                      ("patch", "configmaps"): 1, ("delete", "configmaps"): 1}
+    assert counts == {
+        ("create", "configmaps"): 1,
+        ("list", "configmaps"): 1,
+        ("get", "configmaps"): 1,
+        ("patch", "configmaps"): 1,
+        ("delete", "configmaps"): 1,
+    }
     assert [w.verb for w in standin.log.writes(mark)] == ["create", "patch", "delete"]
     assert all(r.code < 300 for r in standin.log.entries(mark))
 
@@ -128,7 +136,9 @@ def test_cut_watches_end_open_streams(api, standin):
 
     def watcher():
         try:
-            for _ in watch.Watch().stream(core.list_namespaced_config_map, NAMESPACE, timeout_seconds=30, resource_version="1"):
+            for _ in watch.Watch().stream(
+                core.list_namespaced_config_map, NAMESPACE, timeout_seconds=30, resource_version="1"
+            ):
                 pass
         except urllib3.exceptions.ProtocolError:
             pass  # the connection dropped mid-stream, as a cut watch does

@@ -1,0 +1,202 @@
+"""The commands that need a cluster: ``run``, ``diff`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from eevee import logs
+from eevee.kube.client import Kube, KubeError, load_api_client
+from eevee.locations import bundled
+from eevee.manifests import dump_manifests, read_manifests
+from eevee.metrics import Metrics
+from eevee.operator.events import EventRecorder
+from eevee.operator.reconciler import PlannedWrite, Reconciler
+from eevee.operator.reload import RulesSource
+from eevee.operator.snapshot import take_snapshot
+from eevee.settings import Settings, load_settings
+
+EXIT_UNREACHABLE = 3
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    from eevee.service import OperatorService
+
+    service = OperatorService(settings)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, frame: service.shutdown())
+    service.run_forever()
+    return 0
+
+
+def _redacted(write: PlannedWrite) -> Any:
+    """Secret values never leave the process, not even in a diff."""
+    body = write.body
+    if write.kind != "Secret" or body is None:
+        return body
+    if write.action == "create":
+        return {**body, "data": {key: "<redacted>" for key in body.get("data") or {}}}
+    return [dict(op, value="<redacted>") if str(op.get("path", "")).startswith("/data") else op for op in body]
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    logs.configure("WARNING", "text")
+    metrics = Metrics()
+    kube = Kube(load_api_client(in_cluster=settings.in_cluster, kubeconfig=args.kubeconfig or settings.kubeconfig))
+    rules = RulesSource(args.rules or settings.rules_dir, metrics).rules
+    reconciler = Reconciler(
+        kube,
+        metrics=metrics,
+        events=EventRecorder(kube, enabled=False),
+        operator_scope=settings.operator_scope(),
+        dry_run=True,
+    )
+    namespaces = ("*",) if args.all_namespaces else tuple(args.namespace or settings.watch_namespaces)
+    try:
+        snapshot = take_snapshot(kube, rules, namespaces)
+    except KubeError as error:
+        print(f"error: cannot read the cluster: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    renderer = reconciler.renderer(rules, snapshot)
+    planned: list[PlannedWrite] = []
+    for resource in list(snapshot.sorted_resources()):
+        outcome = reconciler.reconcile(resource, rules, snapshot, renderer)
+        planned.extend(w for w in outcome.writes if args.status or w.action != "status")
+    for write in planned:
+        print(f"# {write.action} {write.kind} {write.namespace}/{write.name}")
+        body = _redacted(write)
+        if write.action == "create":
+            sys.stdout.write(dump_manifests([body]))
+        elif write.action in ("patch", "status"):
+            print(json.dumps(body, indent=2))
+    if not planned:
+        print("# in sync: a pass would send no write", file=sys.stderr)
+    return 1 if planned else 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the stand-in, apply the CRDs and examples, run the operator and the API."""
+    from eevee.service import OperatorService
+    from eevee.standin.server import StandIn
+
+    logs.configure("INFO" if args.verbose else "WARNING", "text")
+    directory = Path(tempfile.mkdtemp(prefix="eevee-demo-"))
+    standin = StandIn(port=args.kube_port, directory=directory, deployment_delay=1.0).start()
+    namespace = "eevee-bot"
+    standin.create_namespace(namespace)
+    api_client = standin.api_client()
+    kube = Kube(api_client)
+    token = secrets.token_urlsafe(32)
+    (directory / "api-token").write_text(token)
+    (directory / "api-token").chmod(0o600)
+    for crd in read_manifests([bundled("crds")]):
+        kube.create("apiextensions.k8s.io/v1", "customresourcedefinitions", None, crd)
+    kube.create(
+        "v1",
+        "secrets",
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "eevee-operator-api-token"},
+            "stringData": {"token": token},
+        },
+    )
+    kube.create(
+        "v1",
+        "secrets",
+        namespace,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "irc-libera-credentials"},
+            "stringData": {"IRC_PASSWORD": secrets.token_urlsafe(12)},
+        },
+    )
+    for resource in read_manifests([bundled("examples")]):
+        plural = "ipcconfigs" if resource["kind"] == "IpcConfig" else "botmodules"
+        kube.create(resource["apiVersion"], plural, namespace, resource)
+    settings = Settings(
+        namespace=namespace,
+        watch_namespaces=(namespace,),
+        http_host="127.0.0.1",
+        http_port=args.port,
+        api_token=token,
+        poll_interval=args.poll_interval,
+        rules_dir=str(bundled("rules")),
+        log_format="text",
+        lease_duration=5.0,
+        identity="demo",
+    )
+    service = OperatorService(settings, api_client=standin.api_client()).start()
+    deadline = time.monotonic() + 30
+    while service.runner.passes == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert service.http is not None
+    url = service.http.url
+    kubectl = f"kubectl --kubeconfig {standin.kubeconfig} -n {namespace}"
+    print(
+        f"""
+eevee-operator demo is running.
+
+  Kubernetes API stand-in  {standin.url}   (kubeconfig: {standin.kubeconfig})
+  Operator HTTP API        {url}
+
+Look around:
+  {kubectl} get bm,ipc
+  {kubectl} get deployments,services,configmaps,pvc
+  {kubectl} describe bm router
+  curl {url}/ready
+  curl {url}/metrics | grep eevee_operator_module
+  curl -H "Authorization: Bearer $(cat {directory / "api-token"})" {url}/bot-modules
+
+Change something and watch it converge:
+  {kubectl} patch bm echo --type=merge -p '{{"spec":{{"size":3}}}}'
+  {kubectl} get deployment eevee-echo-module -o jsonpath='{{.spec.replicas}}'
+
+Press Ctrl-C to stop.""",
+        flush=True,
+    )
+    stop = {"now": False}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, frame: stop.update(now=True))
+    ends = time.monotonic() + args.exit_after if args.exit_after else None
+    try:
+        while not stop["now"] and (ends is None or time.monotonic() < ends):
+            time.sleep(0.2)
+    finally:
+        service.stop()
+        standin.stop()
+    print("demo stopped.")
+    return 0
+
+
+def add_cluster_commands(commands: Any) -> None:
+    run = commands.add_parser("run", help="run the operator (settings from the environment; see README)")
+    run.set_defaults(func=cmd_run)
+
+    diff = commands.add_parser("diff", help="print the writes a pass would send to the cluster, sending nothing")
+    diff.add_argument("--kubeconfig", help="kubeconfig file (default: KUBECONFIG or in-cluster)")
+    diff.add_argument("-n", "--namespace", action="append", help="namespace (repeatable; default: WATCH_NAMESPACES)")
+    diff.add_argument("-A", "--all-namespaces", action="store_true")
+    diff.add_argument("--rules", help="rules directory (default: RULES_DIR or the bundled rules)")
+    diff.add_argument("--status", action="store_true", help="also show status updates")
+    diff.set_defaults(func=cmd_diff)
+
+    demo = commands.add_parser("demo", help="run everything against a built-in Kubernetes API stand-in")
+    demo.add_argument("--port", type=int, default=9000, help="operator HTTP API port (default 9000; 0: any free port)")
+    demo.add_argument("--kube-port", type=int, default=0, help="stand-in API server port (default: any free port)")
+    demo.add_argument("--poll-interval", type=float, default=10.0)
+    demo.add_argument("--exit-after", type=float, default=0, help="stop after this many seconds (0: run until Ctrl-C)")
+    demo.add_argument("-v", "--verbose", action="store_true", help="show the operator's log")
+    demo.set_defaults(func=cmd_demo)

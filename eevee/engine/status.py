@@ -1,0 +1,167 @@
+"""A resource's status from its live children: the ``Ready`` condition and status fields.
+
+Pure: the reconciler passes the live children (as read or as just written), the
+error it met if any, and the time. Child readiness is Kubernetes-generic, in the
+spirit of kstatus: a Deployment is ready when its controller has observed the
+current generation and every replica is updated and available; an object with a
+``Ready`` condition follows it; anything else is ready once it exists. What is
+specific to a kind (which children to wait for, overrides such as ``Disabled``,
+extra status fields, gauges) comes from the table's ``status`` and ``metrics``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple
+
+from eevee.engine.expressions import UNSET
+from eevee.engine.tables import Table
+
+Readiness = Literal["Ready", "InProgress", "Failed"]
+READY = "Ready"
+
+
+class ChildState(NamedTuple):
+    state: Readiness
+    message: str
+
+
+def child_readiness(obj: Mapping[str, Any]) -> ChildState:
+    kind = obj.get("kind", "")
+    name = obj.get("metadata", {}).get("name", "")
+    status = obj.get("status") or {}
+    if kind in ("Deployment", "StatefulSet") and str(obj.get("apiVersion", "")).startswith("apps/"):
+        generation = obj.get("metadata", {}).get("generation", 0)
+        if status.get("observedGeneration", 0) < generation:
+            return ChildState(
+                "InProgress", f"{kind} {name}: waiting for its controller to observe generation {generation}"
+            )
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+                return ChildState(
+                    "Failed", f"{kind} {name}: progress deadline exceeded: {condition.get('message', '')}".strip()
+                )
+        replicas = (obj.get("spec") or {}).get("replicas", 1)
+        updated = status.get("updatedReplicas", 0)
+        available = status.get("availableReplicas", 0)
+        ready = status.get("readyReplicas", 0)
+        if updated < replicas:
+            return ChildState("InProgress", f"{kind} {name}: {updated} of {replicas} replicas updated")
+        if status.get("replicas", 0) > updated:
+            return ChildState(
+                "InProgress", f"{kind} {name}: {status['replicas'] - updated} old replicas pending termination"
+            )
+        if available < replicas or ready < replicas:
+            return ChildState("InProgress", f"{kind} {name}: {min(ready, available)} of {replicas} replicas ready")
+        return ChildState("Ready", f"{kind} {name}: {replicas} of {replicas} replicas ready")
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Ready":
+            if condition.get("status") == "True":
+                return ChildState("Ready", f"{kind} {name} is ready")
+            return ChildState(
+                "InProgress", f"{kind} {name}: {condition.get('message') or condition.get('reason') or 'not ready'}"
+            )
+    return ChildState("Ready", f"{kind} {name} exists")
+
+
+class Problem(NamedTuple):
+    reason: str  # InvalidSpec, ReferenceNotFound, ReconcileFailed
+    message: str
+
+
+def compute_status(
+    table: Table,
+    scope: Mapping[str, Any],
+    live: Mapping[str, Mapping[str, Any]],
+    *,
+    rendered: set[str],
+    problem: Problem | None,
+    previous: Mapping[str, Any] | None,
+    now: str,
+) -> dict[str, Any]:
+    """The status this resource should have. ``rendered`` holds the ids of the children the
+    current rendering has; ``live`` the live objects by id."""
+    previous = previous or {}
+    old = next((c for c in previous.get("conditions") or [] if c.get("type") == READY), None)
+    status_scope = dict(scope)
+    status_scope["live"] = live
+    if problem is not None:
+        value, reason, message = "False", problem.reason, problem.message
+    else:
+        override = next((o for o in table.overrides if o.when(status_scope)), None)
+        if override is not None:
+            value, reason, message = override.status, override.reason, override.message
+        else:
+            value, reason, message = _readiness(table, live, rendered, old)
+    condition = {
+        "type": READY,
+        "status": value,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": scope["metadata"].get("generation", 0),
+        "lastTransitionTime": old.get("lastTransitionTime", now) if old and old.get("status") == value else now,
+    }
+    status: dict[str, Any] = {
+        "observedGeneration": scope["metadata"].get("generation", 0),
+        "conditions": [condition] + [c for c in previous.get("conditions") or [] if c.get("type") != READY],
+    }
+    if problem is None:
+        for patch in table.status_patches:
+            result = patch.source.evaluate(status_scope)
+            target = patch.target(status_scope)
+            if result is not UNSET and target is not None and len(target) == 1 and isinstance(target[0], str):
+                status[target[0]] = result
+    else:  # keep the last known status fields; the condition says what is wrong
+        for patch in table.status_patches:
+            target = patch.target(status_scope)
+            if target is not None and len(target) == 1 and isinstance(target[0], str) and target[0] in previous:
+                status[target[0]] = previous[target[0]]
+    return status
+
+
+def _readiness(
+    table: Table, live: Mapping[str, Mapping[str, Any]], rendered: set[str], old: Mapping[str, Any] | None
+) -> tuple[str, str, str]:
+    waiting: list[str] = []
+    for child_id in table.wait_for:
+        if child_id not in rendered:
+            continue
+        obj = live.get(child_id)
+        if obj is None:
+            waiting.append(f"{child_id} does not exist yet")
+            continue
+        state = child_readiness(obj)
+        if state.state == "Failed":
+            return "False", "Degraded", state.message
+        if state.state == "InProgress":
+            waiting.append(state.message)
+    if not waiting:
+        return "True", "Available", "all children are ready"
+    been_ready = old is not None and (old.get("status") == "True" or old.get("reason") not in (None, "Creating"))
+    return "False", "Updating" if been_ready else "Creating", "; ".join(waiting)
+
+
+def status_changed(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether writing ``new`` would change anything (the comparison that keeps status writes rare)."""
+    previous = previous or {}
+    return any(previous.get(key) != value for key, value in new.items())
+
+
+def gauge_samples(
+    table: Table, scope: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[str, str, float]]:
+    """(metric name, help, value) of the table's ``metrics`` for one resource."""
+    status_scope = dict(scope)
+    status_scope["live"] = live
+    out = []
+    for metric in table.metrics:
+        value = metric.source.evaluate(status_scope)
+        if value is UNSET:
+            continue
+        if isinstance(value, bool):
+            value = 1.0 if value else 0.0
+        try:
+            out.append((metric.name, metric.help, float(value)))
+        except (TypeError, ValueError):
+            continue
+    return out

@@ -1,0 +1,287 @@
+"""The one module that talks to the Kubernetes API (through the official client).
+
+It deliberately works on plain JSON: the official client's generated models are
+slow to build and hide fields they do not know, so requests go through the
+client's low-level ``param_serialize``/``call_api`` (configuration, TLS, auth and
+connection pooling stay the library's) and answers are parsed with ``json``.
+
+Every call is timed and reported to an ``observe`` hook (verb, resource, code,
+seconds) so metrics live elsewhere. Errors become :class:`KubeError` with the API
+server's status code and reason, or code 0 for a transport failure (refused
+connection, timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+
+Observer = Callable[[str, str, int, float], None]
+
+JSON_PATCH = "application/json-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class KubeError(Exception):
+    """A failed API call: ``code`` is the HTTP status (0: no answer), ``reason`` the Status reason."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(f"{code} {reason}: {message}" if code else f"{reason}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+    @property
+    def retriable(self) -> bool:
+        """Worth another try later: no answer, a conflict, throttling or a server error."""
+        return self.code in (0, 409, 429) or self.code >= 500
+
+
+def resource_path(
+    api_version: str, plural: str, namespace: str | None, name: str | None = None, subresource: str | None = None
+) -> str:
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+    if name:
+        path += f"/{name}"
+    if subresource:
+        path += f"/{subresource}"
+    return path
+
+
+def plural_of(kind: str) -> str:
+    """The resource name of a kind, as kubectl guesses it (ConfigMap → configmaps, Ingress → ingresses)."""
+    lower = kind.lower()
+    if lower.endswith("s"):
+        return lower + "es"
+    if lower.endswith("y"):
+        return lower[:-1] + "ies"
+    return lower + "s"
+
+
+def load_api_client(*, in_cluster: bool | None = None, kubeconfig: str | None = None) -> client.ApiClient:
+    """An ApiClient from in-cluster config (automatic when running in a pod) or a kubeconfig."""
+    configuration = client.Configuration()
+    if in_cluster is None:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    elif in_cluster:
+        config.load_incluster_config(client_configuration=configuration)
+    else:
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+class Kube:
+    """Typed-enough access to the API for the operator: list, watch, create, patch, delete."""
+
+    def __init__(self, api_client: client.ApiClient, *, timeout: float = 15.0, observe: Observer | None = None) -> None:
+        self.api = api_client
+        self.timeout = timeout
+        self.observe = observe or (lambda verb, resource, code, seconds: None)
+
+    def _request(
+        self,
+        verb: str,
+        resource: str,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, Any]] | None = None,
+        content_type: str = "application/json",
+        stream: bool = False,
+        timeout: float | None = None,
+    ) -> Any:
+        started = time.monotonic()
+        code = 0
+        try:
+            method, url, headers, serialized, post = self.api.param_serialize(
+                method,
+                path,
+                query_params=query or [],
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = (
+                self.api.rest_client.request(
+                    method,
+                    url,
+                    headers=headers,
+                    body=serialized,
+                    post_params=post,
+                    _request_timeout=timeout or self.timeout,
+                )
+                if stream
+                else self.api.call_api(
+                    method,
+                    url,
+                    header_params=headers,
+                    body=serialized,
+                    post_params=post,
+                    _request_timeout=timeout or self.timeout,
+                )
+            )
+            code = response.status
+            if stream and 200 <= code < 300:
+                return response
+            data = response.read()
+            if not 200 <= code < 300:
+                raise _error(code, data)
+            return json.loads(data) if data else None
+        except client.ApiException as error:
+            code = error.status or 0
+            raise _error(code, error.body) from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            code = 0
+            raise KubeError(0, "Unreachable", f"{type(error).__name__}: {error}") from None
+        finally:
+            self.observe(verb, resource, code, time.monotonic() - started)
+
+    # --- reads ---------------------------------------------------------------------
+
+    def list(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        page_size: int = 500,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Every object (all pages), with apiVersion/kind filled in, and the list's resourceVersion."""
+        kind = None
+        items: list[dict[str, Any]] = []
+        token = None
+        version = ""
+        while True:
+            query: list[tuple[str, Any]] = [("limit", page_size)]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if token:
+                query.append(("continue", token))
+            page = self._request("list", plural, "GET", resource_path(api_version, plural, namespace), query=query)
+            kind = (page.get("kind") or "").removesuffix("List")
+            for item in page.get("items") or []:
+                item.setdefault("apiVersion", api_version)
+                item.setdefault("kind", kind)
+                items.append(item)
+            version = page.get("metadata", {}).get("resourceVersion", version)
+            token = page.get("metadata", {}).get("continue")
+            if not token:
+                return items, version
+
+    def get(self, api_version: str, plural: str, namespace: str | None, name: str) -> dict[str, Any]:
+        return self._request("get", plural, "GET", resource_path(api_version, plural, namespace, name))
+
+    def watch(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str | None,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Watch events from ``resource_version``; a 410 Gone arrives as KubeError(410)."""
+        query: list[tuple[str, Any]] = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", timeout_seconds),
+            ("allowWatchBookmarks", "true"),
+        ]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        response = self._request(
+            "watch",
+            plural,
+            "GET",
+            resource_path(api_version, plural, namespace),
+            query=query,
+            stream=True,
+            timeout=timeout_seconds + 10,
+        )
+        try:
+            buffer = b""
+            for chunk in response.response.stream(4096, decode_content=True):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        status = event.get("object") or {}
+                        raise KubeError(
+                            int(status.get("code") or 500), status.get("reason", "Error"), status.get("message", "")
+                        )
+                    yield event["type"], event["object"]
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise KubeError(0, "WatchEnded", f"{type(error).__name__}: {error}") from None
+        finally:
+            response.response.release_conn()
+
+    # --- writes --------------------------------------------------------------------
+
+    def create(self, api_version: str, plural: str, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("create", plural, "POST", resource_path(api_version, plural, namespace), body=body)
+
+    def patch(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        *,
+        content_type: str = JSON_PATCH,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        resource = f"{plural}/{subresource}" if subresource else plural
+        return self._request(
+            "patch",
+            resource,
+            "PATCH",
+            resource_path(api_version, plural, namespace, name, subresource),
+            body=patch,
+            content_type=content_type,
+        )
+
+    def replace(
+        self, api_version: str, plural: str, namespace: str | None, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return self._request("update", plural, "PUT", resource_path(api_version, plural, namespace, name), body=body)
+
+    def delete(
+        self,
+        api_version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        *,
+        uid: str | None = None,
+        propagation: str = "Background",
+    ) -> None:
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        self._request("delete", plural, "DELETE", resource_path(api_version, plural, namespace, name), body=options)
+
+
+def _error(code: int, data: Any) -> KubeError:
+    try:
+        status = json.loads(data) if data else {}
+    except (ValueError, TypeError):
+        status = {}
+    if not isinstance(status, dict):
+        status = {}
+    return KubeError(code, status.get("reason") or "Error", status.get("message") or f"HTTP {code}")

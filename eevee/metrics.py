@@ -1,0 +1,139 @@
+"""The operator's Prometheus metrics, on a registry of its own (SPEC section 7).
+
+A registry of our own (not prometheus_client's global one) keeps tests and the
+demo, which run several operators in one process, from sharing counters. Names
+follow Prometheus conventions: ``eevee_operator_`` prefix, base units
+(``_seconds``), ``_total`` on counters.
+
+Per-resource gauges (a module's desired and ready replicas, whether it is
+enabled) are declared in the rule tables' ``metrics`` sections and exported by
+:class:`ResourceGauges`, which is replaced wholesale after every pass, so a
+deleted module's series disappear with it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+_FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ResourceGauges(Collector):
+    """Gauges per custom resource, declared by the tables, swapped in after each pass."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._samples: dict[str, tuple[str, list[tuple[dict[str, str], float]]]] = {}
+
+    def replace(self, samples: dict[str, tuple[str, list[tuple[dict[str, str], float]]]]) -> None:
+        with self._lock:
+            self._samples = samples
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            samples = dict(self._samples)
+        for name, (documentation, values) in sorted(samples.items()):
+            labels = sorted({key for labels, _ in values for key in labels})
+            family = GaugeMetricFamily(name, documentation, labels=labels)
+            for sample_labels, value in values:
+                family.add_metric([sample_labels.get(key, "") for key in labels], value)
+            yield family
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.reconciles = Counter(
+            "eevee_operator_reconcile_total",
+            "Reconciles of custom resources, by kind and result.",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.reconcile_seconds = Histogram(
+            "eevee_operator_reconcile_duration_seconds",
+            "Time to reconcile one custom resource.",
+            ["kind", "result"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.errors = Counter(
+            "eevee_operator_reconcile_errors_total",
+            "Reconcile errors, by kind and reason.",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.writes = Counter(
+            "eevee_operator_child_writes_total",
+            "Writes to child objects, by child kind and action (create, patch, delete).",
+            ["kind", "action"],
+            registry=r,
+        )
+        self.kube_requests = Counter(
+            "eevee_operator_kube_requests_total",
+            "Requests to the Kubernetes API, by verb, resource and status code (0: no answer).",
+            ["verb", "resource", "code"],
+            registry=r,
+        )
+        self.kube_seconds = Histogram(
+            "eevee_operator_kube_request_duration_seconds",
+            "Latency of Kubernetes API requests, by verb.",
+            ["verb"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.pass_seconds = Histogram(
+            "eevee_operator_poll_pass_duration_seconds",
+            "Duration of a full poll pass.",
+            buckets=(*_FAST, 30.0, 60.0),
+            registry=r,
+        )
+        self.passes = Counter(
+            "eevee_operator_poll_passes_total", "Full poll passes, by result.", ["result"], registry=r
+        )
+        self.managed = Gauge(
+            "eevee_operator_managed_objects",
+            "Objects the operator manages, by kind (custom resources and children).",
+            ["kind"],
+            registry=r,
+        )
+        self.rule_reloads = Counter(
+            "eevee_operator_rule_reloads_total",
+            "Rule-table (re)loads, by result (success, failure).",
+            ["result"],
+            registry=r,
+        )
+        self.rules_valid = Gauge(
+            "eevee_operator_rules_last_reload_successful", "1 when the last rule-table load succeeded.", registry=r
+        )
+        self.http_requests = Counter(
+            "eevee_operator_http_requests_total",
+            "HTTP API requests, by route, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_seconds = Histogram(
+            "eevee_operator_http_request_duration_seconds",
+            "HTTP API latency, by route.",
+            ["route"],
+            buckets=_FAST,
+            registry=r,
+        )
+        self.leader = Gauge("eevee_operator_leader", "1 while this replica holds the leader lease.", registry=r)
+        self.watch_restarts = Counter(
+            "eevee_operator_watch_restarts_total",
+            "Watch streams restarted, by kind and reason.",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.resources = ResourceGauges()
+        r.register(self.resources)
+
+    def observe_kube(self, verb: str, resource: str, code: int, seconds: float) -> None:
+        self.kube_requests.labels(verb, resource, str(code)).inc()
+        self.kube_seconds.labels(verb).observe(seconds)

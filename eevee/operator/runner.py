@@ -1,0 +1,414 @@
+"""The operator's main loop: polling passes, watch wake-ups, retries, leadership, reloads.
+
+- Every ``poll_interval`` a full pass lists everything again and reconciles every
+  resource, so drift is repaired even when nothing announces it.
+- Watches on the custom resources feed events to the loop; the resource they name
+  (and the resources that reference it) are reconciled at once against the last
+  snapshot, so a spec change reaches its children in milliseconds.
+- A resource whose reconcile failed is retried with backoff, on its own.
+- Only the leader reconciles; the loop stops between two resources when asked to.
+
+All reconciling happens on the loop's thread; the watch threads only queue events.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from eevee.engine.expressions import UNSET, lookup
+from eevee.engine.render import MANAGED_BY, MANAGED_BY_LABEL, RenderCache
+from eevee.engine.tables import RuleSet
+from eevee.kube.client import Kube, KubeError, plural_of
+from eevee.metrics import Metrics
+from eevee.operator.backoff import Backoff
+from eevee.operator.events import EventRecorder
+from eevee.operator.leader import LeaseElector
+from eevee.operator.reconciler import Outcome, Reconciler
+from eevee.operator.reload import RulesSource
+from eevee.operator.snapshot import Key, Obj, Snapshot, key_of, take_snapshot
+from eevee.settings import Settings
+
+log = logging.getLogger("eevee.operator")
+RELOAD_CHECK_SECONDS = 2.0
+SETTLE_SECONDS = 0.02  # let a burst of watch events arrive before acting
+CHILD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+
+
+@dataclass
+class Health:
+    ready: bool
+    leader: bool
+    passes: int
+    last_pass_seconds: float | None
+    rules_valid: bool
+
+
+class Runner:
+    def __init__(self, settings: Settings, kube: Kube, metrics: Metrics, rules: RulesSource, *, identity: str) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.metrics = metrics
+        self.rules_source = rules
+        self.rules: RuleSet = rules.rules
+        self.identity = identity
+        self.events = EventRecorder(kube, identity=identity)
+        self.reconciler = Reconciler(
+            kube, metrics=metrics, events=self.events, operator_scope=settings.operator_scope()
+        )
+        self.cache = RenderCache()
+        self.snapshot = Snapshot()
+        self.backoff = Backoff()
+        self.pass_backoff = Backoff(base=1.0, cap=30.0)
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.incoming: queue.SimpleQueue[tuple[str, Obj]] = queue.SimpleQueue()
+        self.passes = 0
+        self.last_pass_seconds: float | None = None
+        self._pass_requested = True
+        self._gauges: dict[Key, list[tuple[str, str, float]]] = {}
+        self._watch_versions: dict[tuple[str, str | None], str] = {}
+        self._threads: list[threading.Thread] = []
+        self.elector: LeaseElector | None = None
+        if settings.leader_election:
+            self.elector = LeaseElector(
+                kube,
+                namespace=settings.namespace,
+                name=settings.lease_name,
+                identity=identity,
+                duration=settings.lease_duration,
+                on_change=self._leadership_changed,
+            )
+            metrics.leader.set(0)
+        else:
+            metrics.leader.set(1)
+
+    # --- state for the HTTP API ----------------------------------------------------
+
+    @property
+    def leading(self) -> bool:
+        return self.elector is None or self.elector.leading.is_set()
+
+    def health(self) -> Health:
+        return Health(
+            ready=self.passes > 0 or (self.elector is not None and not self.leading),
+            leader=self.leading,
+            passes=self.passes,
+            last_pass_seconds=self.last_pass_seconds,
+            rules_valid=self.rules_source.valid,
+        )
+
+    def _leadership_changed(self, leading: bool) -> None:
+        self.metrics.leader.set(1 if leading else 0)
+        if leading:
+            self._pass_requested = True
+        self.wake.set()
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def start_threads(self) -> None:
+        if self.elector is not None:
+            self._spawn("leader-election", self.elector.run, self.stop)
+        scopes: list[str | None] = [None] if self.settings.all_namespaces else list(self.settings.watch_namespaces)
+        for namespace in scopes:
+            for table in self.rules.tables.values():
+                self._spawn(
+                    f"watch-{table.plural}-{namespace or 'all'}",
+                    self._watch,
+                    table.kind,
+                    table.api_version,
+                    table.plural,
+                    namespace,
+                    None,
+                )
+            # Children too (label-selected), as controller-runtime's Owns(): a Deployment
+            # becoming ready, or edited or deleted by someone, wakes its owner at once.
+            for api_version, kind in self.rules.child_kinds():
+                self._spawn(
+                    f"watch-{plural_of(kind)}-{namespace or 'all'}",
+                    self._watch,
+                    kind,
+                    api_version,
+                    plural_of(kind),
+                    namespace,
+                    CHILD_SELECTOR,
+                )
+
+    def _spawn(self, name: str, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.wake.set()
+
+    def join(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def run(self) -> None:
+        """Run until shutdown(); returns after the current resource is finished."""
+        self.start_threads()
+        next_pass = 0.0
+        next_reload = time.monotonic() + RELOAD_CHECK_SECONDS
+        log.info(
+            "operator started", extra={"identity": self.identity, "namespaces": list(self.settings.watch_namespaces)}
+        )
+        while not self.stop.is_set():
+            try:
+                next_pass, next_reload = self._iteration(next_pass, next_reload)
+            except Exception:  # the loop never dies; a bug here costs a second, not the operator
+                log.exception("unexpected error in the operator loop")
+                self.stop.wait(1.0)
+        log.info("operator stopped")  # the elector thread releases the lease as it ends
+
+    def _iteration(self, next_pass: float, next_reload: float) -> tuple[float, float]:
+        """One turn of the loop; returns when the next pass and the next reload check are due."""
+        now = time.monotonic()
+        if now >= next_reload:
+            next_reload = now + RELOAD_CHECK_SECONDS
+            self._reload()
+        if not self.leading:
+            self._discard_events()
+            self.wake.wait(0.25)
+            self.wake.clear()
+            return next_pass, next_reload
+        if self._pass_requested or now >= next_pass:
+            if self.full_pass():
+                next_pass = time.monotonic() + self.settings.poll_interval
+            else:
+                next_pass = time.monotonic() + self.pass_backoff.failed("pass")
+            self._pass_requested = False
+        self._handle_events()
+        self._retry_due()
+        deadlines = [next_pass, next_reload]
+        retry = self.backoff.next_due()
+        if retry is not None:
+            deadlines.append(retry)
+        timeout = max(0.0, min(deadlines) - time.monotonic())
+        if self.wake.wait(timeout):
+            self.wake.clear()
+            self.stop.wait(SETTLE_SECONDS)
+        return next_pass, next_reload
+
+    # --- passes --------------------------------------------------------------------
+
+    def full_pass(self) -> bool:
+        started = time.monotonic()
+        try:
+            snapshot = take_snapshot(self.kube, self.rules, self.settings.watch_namespaces)
+        except KubeError as error:
+            self.metrics.passes.labels("error").inc()
+            log.warning("listing failed; the pass is retried with backoff: %s", error)
+            return False
+        self.pass_backoff.succeeded("pass")
+        self.snapshot = snapshot
+        self._watch_versions.update(snapshot.versions)
+        self._discard_events()  # the fresh lists already hold what the queued events said
+        renderer = self.reconciler.renderer(self.rules, snapshot, self.cache)
+        for resource in list(snapshot.sorted_resources()):
+            if self.stop.is_set():
+                break
+            if self.backoff.ready(key_of(resource)):
+                self._reconcile(resource, renderer)
+        keys = set(snapshot.resources)
+        self.cache.retain(keys)
+        self.backoff.forget(keys)  # type: ignore[arg-type]
+        self._gauges = {k: v for k, v in self._gauges.items() if k in keys}
+        self._publish()
+        self.last_pass_seconds = time.monotonic() - started
+        self.metrics.pass_seconds.observe(self.last_pass_seconds)
+        self.metrics.passes.labels("ok").inc()
+        self.passes += 1
+        log.debug("pass done", extra={"seconds": round(self.last_pass_seconds, 4), "resources": len(keys)})
+        return True
+
+    def _reconcile(self, resource: Obj, renderer: Any) -> Outcome:
+        key = key_of(resource)
+        try:
+            outcome = self.reconciler.reconcile(resource, self.rules, self.snapshot, renderer)
+        except Exception:  # a bug must cost one resource a retry, never the loop
+            log.exception(
+                "unexpected error while reconciling",
+                extra={"kind": key[0], "namespace": key[1], "resource_name": key[2]},
+            )
+            self.metrics.errors.labels(key[0], "InternalError").inc()
+            outcome = Outcome("error")
+        if outcome.result == "error":
+            delay = self.backoff.failed(key)
+            log.info("retrying in %.2fs", delay, extra={"kind": key[0], "namespace": key[1], "resource_name": key[2]})
+        else:
+            self.backoff.succeeded(key)
+        self._gauges[key] = outcome.gauges
+        return outcome
+
+    def _publish(self) -> None:
+        for kind, count in self.snapshot.count().items():
+            self.metrics.managed.labels(kind).set(count)
+        samples: dict[str, tuple[str, list[tuple[dict[str, str], float]]]] = {}
+        for (_, namespace, name), gauges in self._gauges.items():
+            for metric, documentation, value in gauges:
+                samples.setdefault(metric, (documentation, []))[1].append(
+                    ({"namespace": namespace, "name": name}, value)
+                )
+        self.metrics.resources.replace(samples)
+
+    def _retry_due(self) -> None:
+        due = [key for key in self.backoff.due() if key in self.snapshot.resources]
+        if not due:
+            return
+        renderer = self.reconciler.renderer(self.rules, self.snapshot, self.cache)
+        for key in due:
+            if self.stop.is_set():
+                return
+            self._reconcile(self.snapshot.resources[key], renderer)  # type: ignore[index]
+        self._publish()
+
+    # --- watch events ----------------------------------------------------------------
+
+    def _watch(self, kind: str, api_version: str, plural: str, namespace: str | None, selector: str | None) -> None:
+        errors = Backoff(base=0.5, cap=10.0)
+        while not self.stop.is_set():
+            version = self._watch_versions.get((kind, namespace))
+            if version is None:
+                self.stop.wait(0.1)
+                continue
+            try:
+                for type_, obj in self.kube.watch(
+                    api_version,
+                    plural,
+                    namespace,
+                    resource_version=version,
+                    label_selector=selector,
+                    timeout_seconds=300,
+                ):
+                    errors.succeeded("watch")
+                    if self.stop.is_set():
+                        return
+                    version = obj.get("metadata", {}).get("resourceVersion", version)
+                    self._watch_versions[(kind, namespace)] = version
+                    if type_ in ("ADDED", "MODIFIED", "DELETED"):
+                        obj.setdefault("apiVersion", api_version)
+                        obj.setdefault("kind", kind)
+                        self.incoming.put((type_, obj))
+                        self.wake.set()
+                self.metrics.watch_restarts.labels(kind, "timeout").inc()
+            except KubeError as error:
+                reason = "expired" if error.code == 410 else "error"
+                self.metrics.watch_restarts.labels(kind, reason).inc()
+                if error.code == 410:
+                    self._watch_versions.pop((kind, namespace), None)  # wait for a fresh list version
+                    self._pass_requested = True
+                    self.wake.set()
+                else:
+                    self.stop.wait(errors.failed("watch"))
+
+    def _discard_events(self) -> None:
+        while True:
+            try:
+                self.incoming.get_nowait()
+            except queue.Empty:
+                return
+
+    def _handle_events(self) -> None:
+        keys: dict[Key, None] = {}
+        while True:
+            try:
+                type_, obj = self.incoming.get_nowait()
+            except queue.Empty:
+                break
+            key = key_of(obj)
+            if obj["kind"] not in self.rules.tables:
+                owner = self._child_event(type_, obj)
+                if owner is not None:
+                    keys[owner] = None
+                continue
+            current = self.snapshot.resources.get(key)
+            if type_ == "DELETED":
+                self.snapshot.drop_resource(key)
+                self._gauges.pop(key, None)
+            elif current is not None and _older(obj, current):
+                continue  # an event older than what we already hold (e.g. our own status write)
+            else:
+                self.snapshot.put_resource(obj)
+                keys[key] = None
+            for dependent in self._referencing(obj):
+                keys[dependent] = None
+        if not keys:
+            return
+        renderer = self.reconciler.renderer(self.rules, self.snapshot, self.cache)
+        for key in keys:
+            if self.stop.is_set():
+                return
+            resource = self.snapshot.resources.get(key)
+            if resource is not None and self.backoff.ready(key):
+                self._reconcile(resource, renderer)
+        self._publish()
+
+    def _child_event(self, type_: str, obj: Obj) -> Key | None:
+        """Apply a child's event to the snapshot; return its owner's key (to reconcile)."""
+        key = key_of(obj)
+        current = self.snapshot.children.get(key)
+        if current is not None and _stale(obj, current):
+            return None  # the echo of a write whose answer we already hold
+        if type_ == "DELETED":
+            self.snapshot.drop_child(key)
+        else:
+            self.snapshot.put_child(obj)
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            owner = self.snapshot.by_uid(ref.get("uid", ""))
+            if owner is not None:
+                return owner
+        return None
+
+    def _referencing(self, obj: Obj) -> list[Key]:
+        """Resources whose tables reference ``obj`` by name (a BotModule's IpcConfig)."""
+        out = []
+        namespace, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
+        for table in self.rules.tables.values():
+            refs = [ref for ref in table.references if ref.kind == obj["kind"]]
+            if not refs:
+                continue
+            for key, resource in self.snapshot.resources.items():
+                if (
+                    key[0] == table.kind
+                    and key[1] == namespace
+                    and any(
+                        lookup(resource, r.from_path) not in (UNSET, None)
+                        and str(lookup(resource, r.from_path)) == name
+                        for r in refs
+                    )
+                ):
+                    out.append(key)
+        return out
+
+    # --- rule reloads ----------------------------------------------------------------
+
+    def _reload(self) -> None:
+        rules = self.rules_source.check()
+        if rules is not None:
+            self.rules = rules
+            self.cache = RenderCache()
+            self._pass_requested = True
+
+
+def _stale(event: Obj, current: Obj) -> bool:
+    """True when ``event`` is older than ``current``. resourceVersions are opaque by contract, but
+    every etcd-backed API server issues increasing integers; anything else is never called stale."""
+    try:
+        return int(event["metadata"]["resourceVersion"]) < int(current["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _older(event: Obj, current: Obj) -> bool:
+    """True when ``event`` shows an older spec than ``current`` (generations are ordered)."""
+    if event["metadata"].get("uid") != current["metadata"].get("uid"):
+        return False
+    return int(event["metadata"].get("generation") or 0) < int(current["metadata"].get("generation") or 0)

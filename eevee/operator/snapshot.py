@@ -1,0 +1,108 @@
+"""What a poll pass knows about the cluster: one list per kind per watched namespace.
+
+Listing whole kinds (children selected by the ``app.kubernetes.io/managed-by``
+label) costs a fixed number of requests per pass however many resources there are,
+and the indexes here answer every "does this child exist, who owns it" question
+without a per-object GET. Between passes the runner keeps the snapshot current
+with watch events and with the objects its own writes return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from eevee.engine.render import MANAGED_BY, MANAGED_BY_LABEL
+from eevee.engine.tables import RuleSet
+from eevee.kube.client import Kube, plural_of
+
+Obj = dict[str, Any]
+Key = tuple[str, str, str]  # (kind, namespace, name)
+
+
+def key_of(obj: Obj) -> Key:
+    metadata = obj["metadata"]
+    return obj["kind"], metadata.get("namespace", ""), metadata["name"]
+
+
+@dataclass
+class Snapshot:
+    resources: dict[Key, Obj] = field(default_factory=dict)
+    children: dict[Key, Obj] = field(default_factory=dict)
+    owned: dict[str, dict[Key, Obj]] = field(default_factory=dict)  # owner uid -> children
+    versions: dict[tuple[str, str | None], str] = field(default_factory=dict)  # (kind, namespace) -> list version
+    uids: dict[str, Key] = field(default_factory=dict)  # custom resource uid -> key
+
+    # --- custom resources ---
+
+    def lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
+        return self.resources.get((kind, namespace, name))
+
+    def put_resource(self, obj: Obj) -> None:
+        key = key_of(obj)
+        self.resources[key] = obj
+        self.uids[obj["metadata"].get("uid", "")] = key
+
+    def drop_resource(self, key: Key) -> None:
+        old = self.resources.pop(key, None)
+        if old is not None:
+            self.uids.pop(old["metadata"].get("uid", ""), None)
+
+    def by_uid(self, uid: str) -> Key | None:
+        return self.uids.get(uid)
+
+    def sorted_resources(self) -> Iterator[Obj]:
+        for key in sorted(self.resources):
+            yield self.resources[key]
+
+    # --- children ---
+
+    def child(self, kind: str, namespace: str, name: str) -> Obj | None:
+        return self.children.get((kind, namespace, name))
+
+    def put_child(self, obj: Obj) -> None:
+        key = key_of(obj)
+        old = self.children.get(key)
+        if old is not None:
+            self._unindex(key, old)
+        self.children[key] = obj
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            self.owned.setdefault(ref.get("uid", ""), {})[key] = obj
+
+    def drop_child(self, key: Key) -> None:
+        old = self.children.pop(key, None)
+        if old is not None:
+            self._unindex(key, old)
+
+    def _unindex(self, key: Key, obj: Obj) -> None:
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            self.owned.get(ref.get("uid", ""), {}).pop(key, None)
+
+    def owned_by(self, uid: str) -> list[Obj]:
+        return list(self.owned.get(uid, {}).values())
+
+    def count(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for kind, _, _ in list(self.resources) + list(self.children):
+            counts[kind] = counts.get(kind, 0) + 1
+        return counts
+
+
+def take_snapshot(kube: Kube, rules: RuleSet, namespaces: tuple[str, ...]) -> Snapshot:
+    """List every custom-resource kind and every child kind once per namespace (``*``: all)."""
+    snapshot = Snapshot()
+    scopes: list[str | None] = [None] if namespaces == ("*",) else list(namespaces)
+    selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    for namespace in scopes:
+        for table in rules.tables.values():
+            items, version = kube.list(table.api_version, table.plural, namespace)
+            snapshot.versions[(table.kind, namespace)] = version
+            for item in items:
+                snapshot.put_resource(item)
+        for api_version, kind in rules.child_kinds():
+            items, version = kube.list(api_version, plural_of(kind), namespace, label_selector=selector)
+            snapshot.versions[(kind, namespace)] = version
+            for item in items:
+                snapshot.put_child(item)
+    return snapshot
