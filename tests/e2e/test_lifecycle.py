@@ -1,0 +1,153 @@
+"""Leadership, restarts, rule reloads, signals and the cluster commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from eevee.standin.server import StandIn
+from tests.conftest import NAMESPACE, ROOT, eventually
+from tests.e2e.conftest import API_TOKEN, examples, module, wait_passes
+
+
+def leader_of(standin):
+    lease = standin.store.get(standin.registry.get("coordination.k8s.io", "v1", "leases"), NAMESPACE, "eevee-operator-leader")
+    return lease["spec"].get("holderIdentity")
+
+
+def test_two_operators_one_leader_and_a_fast_takeover(cluster, start_operator):
+    a = start_operator(identity="operator-a", poll_interval=0.3)
+    eventually(lambda: a.runner.leading)
+    b = start_operator(identity="operator-b", poll_interval=0.3)
+    cluster.create(module("echo"))
+    eventually(lambda: cluster.ready("BotModule", "echo"))
+    time.sleep(1.0)
+    assert (a.runner.leading, b.runner.leading) == (True, False)
+    assert leader_of(cluster.standin) == "operator-a"
+    writes = b.metrics.registry.get_sample_value
+    assert not writes("eevee_operator_child_writes_total", {"kind": "Deployment", "action": "create"})
+    assert b.runner.passes == 0
+    assert a.metrics.registry.get_sample_value("eevee_operator_leader") == 1
+    assert b.metrics.registry.get_sample_value("eevee_operator_leader") == 0
+    # a stopped leader releases its lease: the other one leads well within the lease duration
+    stopped = time.monotonic()
+    a.stop()
+    eventually(lambda: b.runner.leading, timeout=5)
+    assert time.monotonic() - stopped < 2.0  # the lease duration
+    cluster.patch("BotModule", "echo", {"spec": {"size": 2}})
+    eventually(lambda: cluster.deployment("eevee-echo-module")["spec"]["replicas"] == 2)
+
+
+def test_a_leader_that_dies_without_releasing_is_replaced_after_the_lease_expires(cluster, start_operator):
+    a = start_operator(identity="operator-a")
+    eventually(lambda: a.runner.leading)
+    a.runner.elector.release = lambda: None  # as if killed: no release
+    b = start_operator(identity="operator-b")
+    a.stop()
+    started = time.monotonic()
+    eventually(lambda: b.runner.leading, timeout=10)
+    assert time.monotonic() - started < 2.0 + 1.5  # lease duration plus a retry period or two
+
+
+def test_restart_in_the_middle_of_a_pass_converges_without_duplicates(cluster, start_operator, standin):
+    for resource in examples().values():
+        cluster.create(resource)
+    # The first operator dies after its third write, in the middle of the first resource's children.
+    first = start_operator(identity="operator-a", leader_election=False)
+    eventually(lambda: len(standin.log.writes()) >= 3)
+    first.stop()
+    second = start_operator(identity="operator-b", leader_election=False, poll_interval=0.3)
+    for name in ("router", "echo", "irc-libera"):
+        eventually(lambda n=name: cluster.ready("BotModule", n))
+    wait_passes(second, 2)
+    names = [d.metadata.name for d in cluster.apps.list_namespaced_deployment(NAMESPACE).items]
+    assert sorted(names) == sorted(set(names)) and len(names) == 5
+    configs = [c.metadata.name for c in cluster.core.list_namespaced_config_map(NAMESPACE).items]
+    assert len(configs) == 3
+    assert [s.metadata.name for s in cluster.core.list_namespaced_secret(NAMESPACE).items] == ["eevee-bus-token"]
+    assert len(cluster.core.list_namespaced_persistent_volume_claim(NAMESPACE).items) == 1
+
+
+def test_rule_tables_reload_and_a_bad_edit_keeps_the_last_good_ones(cluster, start_operator, tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    service = start_operator(rules_dir=str(rules), poll_interval=0.3, leader_election=False)
+    cluster.create(module("echo"))
+    eventually(lambda: cluster.ready("BotModule", "echo"))
+    table = rules / "botmodule.yaml"
+    table.write_text(table.read_text().replace("  app.kubernetes.io/name: eevee\n", "  app.kubernetes.io/name: eevee\n  example.org/tier: chat\n", 1))
+    eventually(lambda: cluster.deployment("eevee-echo-module")["metadata"]["labels"].get("example.org/tier") == "chat", timeout=15)
+    good = table.read_text()
+    table.write_text(good.replace("fromFieldPath: spec.image", "fromFieldPath: spec.imaeg"))
+    samples = service.metrics.registry.get_sample_value
+    eventually(lambda: samples("eevee_operator_rule_reloads_total", {"result": "failure"}) == 1, timeout=15)
+    assert samples("eevee_operator_rules_last_reload_successful") == 0
+    cluster.patch("BotModule", "echo", {"spec": {"image": "ghcr.io/eeveebot/echo:3.0.0"}})
+    eventually(lambda: cluster.deployment("eevee-echo-module")["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/eeveebot/echo:3.0.0")
+    assert service.runner.health().rules_valid is False
+
+
+def operator_env(standin, **extra):
+    return {**os.environ, "KUBECONFIG": str(standin.kubeconfig), "NAMESPACE": NAMESPACE, "HTTP_API_PORT": "0",
+            "HTTP_API_HOST": "127.0.0.1", "POLL_INTERVAL_SECONDS": "0.5", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO",
+            "EEVEE_OPERATOR_API_TOKEN": API_TOKEN, "RULES_DIR": str(ROOT / "rules"), **extra}
+
+
+def test_sigterm_finishes_cleanly_and_releases_the_lease(cluster, standin):
+    cluster.create(module("echo"))
+    with subprocess.Popen([sys.executable, "-m", "eevee", "run"], env=operator_env(standin), stderr=subprocess.PIPE, text=True) as process:
+        try:
+            eventually(lambda: cluster.exists("Deployment", "eevee-echo-module"), timeout=20)
+            eventually(lambda: leader_of(standin))
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=15)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == 0, stderr
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    assert any(line["message"] == "operator stopped" for line in lines)
+    assert leader_of(standin) == ""
+    reconcile_lines = [line for line in lines if line["logger"] == "eevee.reconciler"]
+    assert reconcile_lines and all({"kind", "namespace", "name"} <= set(line) for line in reconcile_lines)
+    assert API_TOKEN not in "".join(json.dumps(line) for line in lines)
+
+
+def test_diff_shows_what_a_pass_would_send_and_sends_nothing(cluster, standin):
+    cluster.create(module("echo", size=2))
+    mark = standin.log.mark()
+    result = subprocess.run([sys.executable, "-m", "eevee", "diff"], env=operator_env(standin), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stderr
+    assert "# create Deployment eevee-bot/eevee-echo-module" in result.stdout
+    assert "replicas: 2" in result.stdout
+    assert standin.log.writes(mark) == []
+
+
+def test_demo_runs_the_whole_thing(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "eevee", "demo", "--port", "0", "--exit-after", "2"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "eevee-operator demo is running" in result.stdout
+    assert "get bm,ipc" in result.stdout and "demo stopped." in result.stdout
+
+
+@pytest.fixture
+def loose_standin():
+    """A stand-in whose CRDs accept anything, to store specs the real CRDs would refuse
+    (resources written before a CRD upgrade, or with validation off)."""
+    from eevee.manifests import read_manifests
+
+    with StandIn() as server:
+        server.create_namespace(NAMESPACE)
+        for crd in read_manifests([ROOT / "crds"]):
+            version = crd["spec"]["versions"][0]
+            version["schema"] = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+            server.seed(crd)
+        yield server
