@@ -8,6 +8,8 @@ import pytest
 
 from eevee.engine.tables import RuleSet, load_rules
 
+pytest_plugins = ["tests.operator_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -46,6 +47,11 @@ class ApiServer:
         self._thread.start()
 
     def stop(self) -> None:
+        # close() only stops listening; open keep-alive connections would keep the loop alive.
         self.server.close()
+        for channel in list(getattr(self.server, "_map", {}).values()):
+            with contextlib.suppress(OSError):
+                channel.close()
+        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
         if self._thread is not None:
             self._thread.join(2.0)

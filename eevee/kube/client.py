@@ -13,7 +13,9 @@ connection, timeout).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -86,6 +88,16 @@ class Kube:
         self.api = api_client
         self.timeout = timeout
         self.observe = observe or (lambda verb, resource, code, seconds: None)
+        self._streams: set[Any] = set()
+        self._streams_lock = threading.Lock()
+
+    def close_streams(self) -> None:
+        """End every open watch (their iterators raise KubeError(0, "WatchEnded"))."""
+        with self._streams_lock:
+            streams = list(self._streams)
+        for stream in streams:
+            with contextlib.suppress(Exception):
+                stream.shutdown() if hasattr(stream, "shutdown") else stream.close()
 
     def _request(
         self,
@@ -210,6 +222,8 @@ class Kube:
             stream=True,
             timeout=timeout_seconds + 10,
         )
+        with self._streams_lock:
+            self._streams.add(response.response)
         try:
             buffer = b""
             for chunk in response.response.stream(4096, decode_content=True):
@@ -228,6 +242,8 @@ class Kube:
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise KubeError(0, "WatchEnded", f"{type(error).__name__}: {error}") from None
         finally:
+            with self._streams_lock:
+                self._streams.discard(response.response)
             response.response.release_conn()
 
     # --- writes --------------------------------------------------------------------

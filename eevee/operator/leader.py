@@ -57,6 +57,7 @@ class LeaseElector:
         self.on_change = on_change or (lambda leading: None)
         self.clock = clock
         self.leading = threading.Event()
+        self.in_touch = False  # the last attempt reached the API server (a follower standing by is ready)
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
         self._renewed_at = 0.0
@@ -66,8 +67,10 @@ class LeaseElector:
         while not stop.is_set():
             try:
                 won = self._try_acquire_or_renew()
+                self.in_touch = True
             except KubeError as error:
                 won = False
+                self.in_touch = False
                 log.debug("lease %s/%s: %s", self.namespace, self.name, error)
             if won:
                 self._renewed_at = self.clock()

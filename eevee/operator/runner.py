@@ -94,8 +94,9 @@ class Runner:
         return self.elector is None or self.elector.leading.is_set()
 
     def health(self) -> Health:
+        standing_by = self.elector is not None and not self.leading and self.elector.in_touch
         return Health(
-            ready=self.passes > 0 or (self.elector is not None and not self.leading),
+            ready=(self.leading and self.passes > 0) or standing_by,
             leader=self.leading,
             passes=self.passes,
             last_pass_seconds=self.last_pass_seconds,
@@ -146,6 +147,7 @@ class Runner:
     def shutdown(self) -> None:
         self.stop.set()
         self.wake.set()
+        self.kube.close_streams()  # unblock the watch threads now rather than at their timeout
 
     def join(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout

@@ -14,7 +14,7 @@ import pytest
 
 from eevee.standin.server import StandIn
 from tests.conftest import NAMESPACE, ROOT, eventually
-from tests.e2e.conftest import API_TOKEN, examples, module, wait_passes
+from tests.operator_fixtures import API_TOKEN, examples, module, wait_passes
 
 
 def leader_of(standin):

@@ -8,7 +8,7 @@ import threading
 from kubernetes import client, watch
 
 from tests.conftest import NAMESPACE, eventually
-from tests.e2e.conftest import examples, ipc, module, wait_passes
+from tests.operator_fixtures import examples, ipc, module, wait_passes
 
 
 def container(dep):
