@@ -25,6 +25,7 @@ from kubernetes import client, config
 
 Observer = Callable[[str, str, int, float], None]
 
+USER_AGENT = "eevee-operator/0.1.0"
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -86,6 +87,7 @@ class Kube:
 
     def __init__(self, api_client: client.ApiClient, *, timeout: float = 15.0, observe: Observer | None = None) -> None:
         self.api = api_client
+        self.api.user_agent = USER_AGENT
         self.timeout = timeout
         self.observe = observe or (lambda verb, resource, code, seconds: None)
         self._streams: set[Any] = set()

@@ -30,6 +30,8 @@ class Request(NamedTuple):
     namespace: str
     name: str
     code: int
+    group: str = ""
+    agent: str = ""
 
 
 class RequestLog:

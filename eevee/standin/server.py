@@ -175,6 +175,7 @@ class Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         verb, route = "unknown", None
         code = 500
+        logged = False
         try:
             self._read_body()
             if not self._authorized(standin.token):
@@ -202,6 +203,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(fault.code, Faults.reason(fault.code), f"injected fault: {fault.code}")
             if verb == "watch":
                 code = 200
+                self._record(method, url.path, verb, route, code)  # logged when it starts, not when it ends
+                logged = True
                 self._watch(route, query)
                 return
             validation = Validation(query.get("fieldValidation"))
@@ -217,10 +220,17 @@ class Handler(BaseHTTPRequestHandler):
             code = 500
             self._error(ApiError(500, "InternalError", f"stand-in internal error: {type(error).__name__}: {error}"))
         finally:
-            resource = route.resource if route else url.path
-            namespace = route.namespace or "" if route else ""
-            name = route.name or "" if route else ""
-            standin.log.record(Request(time.time(), method, self.path, verb, resource, namespace, name, code))
+            if not logged:
+                self._record(method, url.path, verb, route, code)
+
+    def _record(self, method: str, path: str, verb: str, route: Route | None, code: int) -> None:
+        resource = route.resource if route else path
+        namespace = (route.namespace or "") if route else ""
+        name = (route.name or "") if route else ""
+        group = route.group if route else ""
+        agent = self.headers.get("User-Agent", "")
+        request = Request(time.time(), method, self.path, verb, resource, namespace, name, code, group, agent)
+        self.server.standin.log.record(request)
 
     def _authorized(self, token: str) -> bool:
         header = self.headers.get("Authorization", "")

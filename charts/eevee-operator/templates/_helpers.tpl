@@ -1,0 +1,70 @@
+{{- define "eevee.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "eevee.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "eevee.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "eevee.serviceAccountName" -}}
+{{- default (include "eevee.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "eevee.tokenSecretName" -}}
+{{- default (printf "%s-api-token" (include "eevee.fullname" .)) .Values.apiToken.existingSecret -}}
+{{- end -}}
+
+{{- define "eevee.allNamespaces" -}}
+{{- if has "*" .Values.watchNamespaces -}}true{{- end -}}
+{{- end -}}
+
+{{/* The namespaces to reconcile, as the operator reads WATCH_NAMESPACES. */}}
+{{- define "eevee.watchNamespaces" -}}
+{{- if .Values.watchNamespaces -}}
+{{- join "," .Values.watchNamespaces -}}
+{{- else -}}
+{{- .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{/* What the operator calls in every namespace it reconciles: checked against its real
+     traffic by tests/charts/test_rbac.py. */}}
+{{- define "eevee.reconcileRules" -}}
+- apiGroups: ["eevee.bot"]
+  resources: ["botmodules", "ipcconfigs"]
+  verbs: ["list", "watch"]
+- apiGroups: ["eevee.bot"]
+  resources: ["botmodules/status", "ipcconfigs/status"]
+  verbs: ["patch"]
+# Setting ownerReferences with blockOwnerDeletion needs this where the
+# OwnerReferencesPermissionEnforcement admission plugin is on.
+- apiGroups: ["eevee.bot"]
+  resources: ["botmodules/finalizers", "ipcconfigs/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["configmaps", "services"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Never deleted by the shipped rules: token Secrets and module claims are kept.
+- apiGroups: [""]
+  resources: ["secrets", "persistentvolumeclaims"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end -}}
