@@ -8,6 +8,8 @@ reconcile of a BotModule (render all children and diff them) costs less than tha
 
 from __future__ import annotations
 
+import timeit
+
 import jsonpatch
 import pytest
 
@@ -65,9 +67,19 @@ def test_reference_make_patch_of_a_deployment_against_itself(benchmark, live_chi
 
 
 def test_noop_reconcile_botmodule(benchmark, rules, live_children):
-    """What a steady-state pass does per BotModule: a cached rendering, then the diffs."""
+    """What a steady-state pass does per BotModule: a cached rendering, then the diffs.
+
+    Guarded as a ratio: it must cost less than the reference measured in the same run.
+    """
     render = renderer(rules, RenderCache())
     assert benchmark(reconcile, render, MODULE, live_children) == [None, None]
+    dep = live_children["deployment"]
+    copy = copy_json(dep)
+    reference = min(timeit.repeat(lambda: jsonpatch.make_patch(dep, copy), number=50, repeat=5)) / 50
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        ratio = benchmark.stats.stats.min / reference
+        benchmark.extra_info.update(reference_seconds=reference, ratio_to_reference=round(ratio, 3))
+        assert ratio < 1.0, f"a no-op reconcile costs {ratio:.2f}x a make_patch of the Deployment against itself"
 
 
 def test_noop_reconcile_botmodule_uncached(benchmark, rules, live_children):
@@ -88,6 +100,16 @@ def test_changed_field_reconcile_botmodule(benchmark, rules, live_children):
 def test_noop_diff_deployment_only(benchmark, rules, live_children):
     child = next(c for c in renderer(rules).render(MODULE).children if c.id == "deployment")
     assert benchmark(managed_patch, child, live_children["deployment"]) is None
+
+
+def test_changed_field_reconcile_ipcconfig(benchmark, rules):
+    render = renderer(rules, RenderCache())
+    live = {c.id: stored(c.body) for c in render.render(IPC).children}
+    changed = copy_json(IPC)
+    changed["spec"] = {"nats": {"managed": {"image": "nats:2.11.0-alpine"}}}
+    changed["metadata"]["resourceVersion"] = "4"
+    patches = benchmark(reconcile, render, changed, live)
+    assert patches[0] is None and patches[1] is not None and patches[2] is None
 
 
 def test_noop_reconcile_ipcconfig(benchmark, rules):

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from eevee.engine.render import InvalidSpec, render_resources
 from eevee.engine.tables import RuleSet, TableError, load_rules
+from eevee.kube.client import ConfigurationError
 from eevee.locations import bundled
 from eevee.manifests import ManifestError, dump_manifests, read_manifests
 from eevee.settings import SettingsError, load_settings
@@ -91,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ManifestError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except ConfigurationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         return 130
 

@@ -52,8 +52,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     settings = load_settings()
     logs.configure("WARNING", "text")
     metrics = Metrics()
-    kube = Kube(load_api_client(in_cluster=settings.in_cluster, kubeconfig=args.kubeconfig or settings.kubeconfig))
     rules = RulesSource(args.rules or settings.rules_dir, metrics).rules
+    kube = Kube(load_api_client(in_cluster=settings.in_cluster, kubeconfig=args.kubeconfig or settings.kubeconfig))
     reconciler = Reconciler(
         kube,
         metrics=metrics,

@@ -27,9 +27,9 @@ class OperatorService:
         self.settings = settings
         logs.redact(settings.api_token)
         self.metrics = Metrics()
+        self.rules = RulesSource(settings.rules_dir, self.metrics)  # bad tables stop us before anything else
         self.api_client = api_client or load_api_client(in_cluster=settings.in_cluster, kubeconfig=settings.kubeconfig)
         self.kube = Kube(self.api_client, observe=self.metrics.observe_kube)
-        self.rules = RulesSource(settings.rules_dir, self.metrics)
         identity = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
         self.runner = Runner(settings, self.kube, self.metrics, self.rules, identity=identity)
         self.http = None

@@ -136,3 +136,19 @@ def operator(start_operator: OperatorFactory) -> OperatorService:
 def wait_passes(service: OperatorService, count: int, timeout: float = 20.0) -> None:
     target = service.runner.passes + count
     eventually(lambda: service.runner.passes >= target, timeout=timeout, message=f"{count} more passes")
+
+
+@pytest.fixture
+def loose_standin():
+    """A stand-in whose CRDs accept anything, to store specs the real CRDs would refuse
+    (resources written before a CRD upgrade, or with validation off)."""
+    from eevee.manifests import read_manifests
+    from eevee.standin.server import StandIn
+
+    with StandIn() as server:
+        server.create_namespace(NAMESPACE)
+        for crd in read_manifests([ROOT / "crds"]):
+            version = crd["spec"]["versions"][0]
+            version["schema"] = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+            server.seed(crd)
+        yield server

@@ -9,6 +9,7 @@ sent in its Authorization header.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -92,6 +93,12 @@ def make_app(settings: Settings, kube: Kube, metrics: Metrics, runner: Any) -> b
     @app.post("/bot-modules/<name>/restart")
     @guarded
     def restart(name: str) -> Any:
+        raw = bottle.request.body.read()
+        if raw.strip():
+            try:
+                json.loads(raw)
+            except ValueError:
+                return problem(400, "the request body must be empty or JSON (restart takes no parameters)")
         result = modules().restart(name, bottle.request.query.get("namespace") or None)
         log.info(
             "restarted module %s on request",

@@ -67,8 +67,20 @@ def plural_of(kind: str) -> str:
     return lower + "s"
 
 
+class ConfigurationError(Exception):
+    """No usable in-cluster configuration or kubeconfig."""
+
+
 def load_api_client(*, in_cluster: bool | None = None, kubeconfig: str | None = None) -> client.ApiClient:
     """An ApiClient from in-cluster config (automatic when running in a pod) or a kubeconfig."""
+    try:
+        return _load_api_client(in_cluster, kubeconfig)
+    except (config.ConfigException, OSError) as error:
+        where = "in-cluster configuration" if in_cluster else f"kubeconfig {kubeconfig or '~/.kube/config'}"
+        raise ConfigurationError(f"cannot load the {where}: {error}") from None
+
+
+def _load_api_client(in_cluster: bool | None, kubeconfig: str | None) -> client.ApiClient:
     configuration = client.Configuration()
     if in_cluster is None:
         try:
@@ -187,6 +199,8 @@ class Kube:
             for item in page.get("items") or []:
                 item.setdefault("apiVersion", api_version)
                 item.setdefault("kind", kind)
+                # Server-side apply bookkeeping: 1-2 KB an object on a real cluster, never read here.
+                item.get("metadata", {}).pop("managedFields", None)
                 items.append(item)
             version = page.get("metadata", {}).get("resourceVersion", version)
             token = page.get("metadata", {}).get("continue")

@@ -73,11 +73,13 @@ class FaultRule:
     remaining: int
     code: int = 500
     hang: float = 0.0  # seconds to hold the request before answering (a timeout)
+    agent: str | None = None  # only requests whose User-Agent starts with this
     hits: int = field(default=0)
 
-    def matches(self, verb: str, resource: str, namespace: str, name: str) -> bool:
+    def matches(self, verb: str, resource: str, namespace: str, name: str, agent: str = "") -> bool:
         return (
             self.remaining > 0
+            and (self.agent is None or agent.startswith(self.agent))
             and (self.verb is None or self.verb == verb)
             and (self.resource is None or self.resource == resource)
             and (self.name is None or self.name == name)
@@ -111,9 +113,10 @@ class Faults:
         namespace: str | None = None,
         code: int = 500,
         times: int = 1,
+        agent: str | None = None,
     ) -> FaultRule:
         """The next ``times`` matching requests answer ``code``."""
-        rule = FaultRule(verb, resource, name, namespace, times, code=code)
+        rule = FaultRule(verb, resource, name, namespace, times, code=code, agent=agent)
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -126,17 +129,18 @@ class Faults:
         name: str | None = None,
         seconds: float = 5.0,
         times: int = 1,
+        agent: str | None = None,
     ) -> FaultRule:
         """The next ``times`` matching requests hang ``seconds``, then answer 504."""
-        rule = FaultRule(verb, resource, name, None, times, code=504, hang=seconds)
+        rule = FaultRule(verb, resource, name, None, times, code=504, hang=seconds, agent=agent)
         with self._lock:
             self._rules.append(rule)
         return rule
 
-    def take(self, verb: str, resource: str, namespace: str, name: str) -> FaultRule | None:
+    def take(self, verb: str, resource: str, namespace: str, name: str, agent: str = "") -> FaultRule | None:
         with self._lock:
             for rule in self._rules:
-                if rule.matches(verb, resource, namespace, name):
+                if rule.matches(verb, resource, namespace, name, agent):
                     rule.remaining -= 1
                     rule.hits += 1
                     return rule
@@ -151,7 +155,7 @@ class Faults:
         return _REASONS.get(code, "InternalError")
 
     def cut_watches(self) -> None:
-        """End every open watch stream (clients see the connection close)."""
+        """Mark open watch streams as cut (StandIn.cut_watches also wakes them up)."""
         with self._lock:
             self.watch_generation += 1
 

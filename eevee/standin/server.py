@@ -196,7 +196,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(404, b"404 page not found\n", "text/plain")
                 return
             verb = self._verb(method, route, query)
-            fault = standin.faults.take(verb, route.resource, route.namespace or "", route.name or "")
+            agent = self.headers.get("User-Agent", "")
+            fault = standin.faults.take(verb, route.resource, route.namespace or "", route.name or "", agent)
             if fault is not None:
                 if fault.hang:
                     sleep_interruptibly(fault.hang, standin.stopping)
@@ -762,6 +763,13 @@ class StandIn:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def cut_watches(self) -> None:
+        """Drop every open watch connection now, mid-stream (clients see the connection end)."""
+        self.faults.cut_watches()
+        with self._watch_lock:
+            for stop in self._watches:
+                stop.set()
 
     def register_watch(self, stop: threading.Event) -> None:
         with self._watch_lock:

@@ -10,9 +10,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
-from eevee.standin.server import StandIn
 from tests.conftest import NAMESPACE, ROOT, eventually
 from tests.operator_fixtures import API_TOKEN, examples, module, wait_passes
 
@@ -136,18 +133,3 @@ def test_demo_runs_the_whole_thing(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "eevee-operator demo is running" in result.stdout
     assert "get bm,ipc" in result.stdout and "demo stopped." in result.stdout
-
-
-@pytest.fixture
-def loose_standin():
-    """A stand-in whose CRDs accept anything, to store specs the real CRDs would refuse
-    (resources written before a CRD upgrade, or with validation off)."""
-    from eevee.manifests import read_manifests
-
-    with StandIn() as server:
-        server.create_namespace(NAMESPACE)
-        for crd in read_manifests([ROOT / "crds"]):
-            version = crd["spec"]["versions"][0]
-            version["schema"] = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
-            server.seed(crd)
-        yield server

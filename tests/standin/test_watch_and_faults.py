@@ -147,7 +147,7 @@ def test_cut_watches_end_open_streams(api, standin):
     threading.Thread(target=watcher, daemon=True).start()
     eventually(lambda: any(r.verb == "watch" for r in standin.log.entries()) or standin._watches)
     time.sleep(0.1)
-    standin.faults.cut_watches()
+    standin.cut_watches()
     core.create_namespaced_config_map(NAMESPACE, cm("wake"))
     assert ended.wait(5), "the watch did not end"
 

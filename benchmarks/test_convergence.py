@@ -1,0 +1,48 @@
+"""From a spec change to the patched child, with a poll interval of an hour: the watch carries it."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from benchmarks.conftest import NAMESPACE, ROUNDS, Scale
+
+
+@pytest.fixture(scope="module")
+def running(scale: Scale) -> Any:
+    from eevee.service import OperatorService
+
+    service = OperatorService(scale.settings, api_client=scale.standin.api_client(), http=False).start()
+    deadline = time.monotonic() + 60
+    while service.runner.passes < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield service
+    service.stop()
+
+
+def test_spec_change_reaches_its_deployment(benchmark, scale: Scale, running: Any):
+    """Target: under 1 s at 1,000 modules."""
+    api = scale.standin.api_client()
+    custom = client.CustomObjectsApi(api)
+    apps = client.AppsV1Api(api)
+    versions = itertools.count(2)
+    target = f"m{scale.count // 2}"
+
+    def change_and_wait() -> None:
+        image = f"ghcr.io/eeveebot/m:{next(versions)}.0.0"
+        custom.patch_namespaced_custom_object("eevee.bot", "v1", NAMESPACE, "botmodules", target, {"spec": {"image": image}})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            dep = apps.read_namespaced_deployment(f"eevee-{target}-module", NAMESPACE)
+            if dep.spec.template.spec.containers[0].image == image:
+                return
+            time.sleep(0.002)
+        raise AssertionError("the change did not arrive within 30 s")
+
+    benchmark.pedantic(change_and_wait, rounds=ROUNDS, iterations=1)
+    benchmark.extra_info.update(modules=scale.count, poll_interval_seconds=scale.settings.poll_interval)
+    assert running.runner.passes == 1  # carried by the watch, not by a poll pass

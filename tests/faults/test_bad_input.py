@@ -1,0 +1,134 @@
+"""Bad input is refused clearly and loses nothing.
+
+| input                                       | expected                                                       |
+|---------------------------------------------|----------------------------------------------------------------|
+| a BotModule with one invalid field          | Ready=False InvalidSpec naming the field, a Warning Event,     |
+|                                             | nothing created, the other modules reconciled as usual         |
+| an IpcConfig that does not exist            | Ready=False ReferenceNotFound naming spec.ipcConfig            |
+| a rule table with a syntax error, an unknown| refused at start-up (exit 1, file + rule + reason); refused on |
+| construct, a missing path, a cycle          | reload with the last good tables kept                          |
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+from kubernetes import client
+
+from tests.conftest import NAMESPACE, ROOT, eventually
+from tests.operator_fixtures import Cluster, module, operator_settings
+
+pytestmark = pytest.mark.faults
+
+BAD_MODULES = {
+    "wrong type of size": ({"size": "three"}, "spec.size", "must be of integer type"),
+    "negative size": ({"size": -2}, "spec.size", "min value is 0"),
+    "unknown pullPolicy": ({"pullPolicy": "Sometimes"}, "spec.pullPolicy", "unallowed value Sometimes"),
+    "missing image": ({"image": None}, "spec.image", "required field"),
+    "bad moduleName": ({"moduleName": "Not_A_Label"}, "spec.moduleName", "does not match regex"),
+    "wrong type of enabled": ({"enabled": "yes"}, "spec.enabled", "must be of boolean type"),
+    "metricsPort out of range": ({"metricsPort": 0}, "spec.metricsPort", "min value is 1"),
+    "envSecret in another namespace": ({"envSecret": {"name": "creds", "namespace": "kube-system"}}, "spec.envSecret.namespace", "another namespace"),
+    "relative volumeMountPath": ({"volumeMountPath": "data"}, "spec.volumeMountPath", "does not match regex"),
+    "unknown field": ({"sise": 3}, "spec.sise", "unknown field"),
+}
+
+
+@pytest.fixture
+def loose(loose_standin):
+    """The operator against CRDs that accept anything (specs stored before a CRD upgrade)."""
+    from eevee.service import OperatorService
+
+    service = OperatorService(operator_settings(), api_client=loose_standin.api_client()).start()
+    yield Cluster(loose_standin)
+    service.stop()
+
+
+@pytest.mark.parametrize("change, field, reason", BAD_MODULES.values(), ids=BAD_MODULES.keys())
+def test_an_invalid_module_field_is_named_and_nothing_else_is_affected(loose, change, field, reason):
+    bad = module("bad")
+    bad["spec"].update(change)
+    bad["spec"] = {k: v for k, v in bad["spec"].items() if v is not None}
+    loose.create(module("good"))
+    loose.create(bad)
+    eventually(lambda: loose.condition("BotModule", "bad").get("reason") == "InvalidSpec")
+    condition = loose.condition("BotModule", "bad")
+    assert condition["status"] == "False" and field in condition["message"] and reason in condition["message"]
+    warnings = [e for e in loose.events("bad") if e["type"] == "Warning"]
+    assert warnings and field in warnings[0]["message"] and warnings[0]["reason"] == "InvalidSpec"
+    assert not loose.exists("Deployment", "eevee-bad-module")
+    eventually(lambda: loose.ready("BotModule", "good"))
+    # fixing the field makes it converge
+    loose.custom.replace_namespaced_custom_object("eevee.bot", "v1", NAMESPACE, "botmodules", "bad",
+                                                  {**module("bad"), "metadata": loose.get("BotModule", "bad")["metadata"]})
+    eventually(lambda: loose.ready("BotModule", "bad"))
+
+
+def test_a_missing_ipc_config_is_named(cluster, operator):
+    cluster.create(module("echo", ipcConfig="nowhere"))
+    eventually(lambda: cluster.condition("BotModule", "echo").get("reason") == "ReferenceNotFound")
+    assert "spec.ipcConfig: IpcConfig eevee-bot/nowhere does not exist" in cluster.condition("BotModule", "echo")["message"]
+
+
+BAD_TABLES = {
+    "syntax error": (lambda text: text.replace("children:\n", "children: [\n", 1), "YAML syntax error"),
+    "unknown construct": (lambda text: text.replace("transforms: [sha256]", "transforms: [md5]", 1), "unknown transform 'md5'"),
+    "path that does not exist": (lambda text: text.replace("fromFieldPath: spec.image", "fromFieldPath: spec.imaeg", 1), "path spec.imaeg does not exist"),
+    "reference cycle": (lambda text: text + "\nreferences:\n  back:\n    kind: BotModule\n    fromFieldPath: spec.nats.managed.image\n", "reference cycle"),
+}
+
+
+def broken_rules(tmp_path, name):
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    edit, _ = BAD_TABLES[name]
+    target = rules / ("ipcconfig.yaml" if name == "reference cycle" else "botmodule.yaml")
+    if name == "reference cycle":  # IpcConfig -> BotModule while BotModule -> IpcConfig
+        botmodule = rules / "botmodule.yaml"
+        botmodule.write_text(botmodule.read_text().replace("exports:", "exports:") + "\nexports: [enabled]\n")
+    target.write_text(edit(target.read_text()))
+    return rules
+
+
+@pytest.mark.parametrize("name", BAD_TABLES, ids=BAD_TABLES.keys())
+def test_a_bad_table_is_refused_at_start_with_file_rule_and_reason(tmp_path, name):
+    rules = broken_rules(tmp_path, name)
+    result = subprocess.run([sys.executable, "-m", "eevee", "check-rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert BAD_TABLES[name][1] in result.stderr and ".yaml" in result.stderr
+    env = {"RULES_DIR": str(rules), "KUBECONFIG": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"}
+    started = subprocess.run([sys.executable, "-m", "eevee", "run"], env=env, capture_output=True, text=True, timeout=60)
+    assert started.returncode == 1 and "the rule tables are refused" in started.stderr and BAD_TABLES[name][1] in started.stderr
+
+
+@pytest.mark.parametrize("name", BAD_TABLES, ids=BAD_TABLES.keys())
+def test_a_bad_table_is_refused_on_reload_and_the_last_good_ones_stay(cluster, start_operator, tmp_path, name):
+    rules = tmp_path / "live-rules"
+    shutil.copytree(ROOT / "rules", rules)
+    service = start_operator(rules_dir=str(rules), leader_election=False)
+    cluster.create(module("echo"))
+    eventually(lambda: cluster.ready("BotModule", "echo"))
+    broken = broken_rules(tmp_path / "broken", name)
+    for file in broken.iterdir():
+        shutil.copy(file, rules / file.name)
+    samples = service.metrics.registry.get_sample_value
+    eventually(lambda: samples("eevee_operator_rule_reloads_total", {"result": "failure"}) == 1, timeout=15)
+    cluster.patch("BotModule", "echo", {"spec": {"size": 2}})
+    eventually(lambda: cluster.deployment("eevee-echo-module")["spec"]["replicas"] == 2)
+    assert "BotModule" in service.runner.rules.tables
+
+
+def test_a_crd_schema_refuses_what_kubectl_would_send(cluster):
+    with pytest.raises(client.ApiException) as caught:
+        cluster.create({**module("echo"), "spec": {"moduleName": "echo", "image": "x", "size": -1}})
+    assert caught.value.status == 422
+
+
+def test_no_kubernetes_configuration_is_a_clear_error(tmp_path):
+    env = {"KUBECONFIG": str(tmp_path / "missing"), "PATH": "/usr/bin:/bin", "KUBE_IN_CLUSTER_CONFIG": "false"}
+    result = subprocess.run([sys.executable, "-m", "eevee", "run"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3
+    assert result.stderr.startswith("error: cannot load the kubeconfig") and "Traceback" not in result.stderr
