@@ -101,28 +101,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     (directory / "api-token").chmod(0o600)
     for crd in read_manifests([bundled("crds")]):
         kube.create("apiextensions.k8s.io/v1", "customresourcedefinitions", None, crd)
-    kube.create(
-        "v1",
-        "secrets",
-        namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "eevee-operator-api-token"},
-            "stringData": {"token": token},
-        },
-    )
-    kube.create(
-        "v1",
-        "secrets",
-        namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "irc-libera-credentials"},
-            "stringData": {"IRC_PASSWORD": secrets.token_urlsafe(12)},
-        },
-    )
+    demo_secrets = {
+        "eevee-operator-api-token": {"token": token},  # the operator's API token
+        "irc-libera-credentials": {"IRC_PASSWORD": secrets.token_urlsafe(12)},
+    }  # examples/botmodule-irc.yaml
+    for name, data in demo_secrets.items():
+        body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
+        kube.create("v1", "secrets", namespace, body)
     for resource in read_manifests([bundled("examples")]):
         plural = "ipcconfigs" if resource["kind"] == "IpcConfig" else "botmodules"
         kube.create(resource["apiVersion"], plural, namespace, resource)

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from eevee.engine.expressions import UNSET, EvaluationError, Generator, lookup, random_token
 from eevee.engine.paths import ListKey, Path, assign, encode_path_set
-from eevee.engine.tables import ChildRule, RuleSet, Table
+from eevee.engine.tables import ChildRule, RuleSet, Table, flatten_cerberus_errors
 
 MANAGED_FIELDS = "eevee.bot/managed-fields"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -120,25 +120,13 @@ def validate_resource(table: Table, resource: Mapping[str, Any]) -> None:
     with table.validator_lock:  # a cerberus Validator keeps state between calls
         validator = table.spec_validator
         if not validator.validate(spec, normalize=False):
-            problems.extend(SpecProblem(f, r) for f, r in _flatten_errors(validator.errors, "spec"))
+            problems.extend(SpecProblem(f, r) for f, r in flatten_cerberus_errors(validator.errors, "spec"))
     if not problems:
         for check in table.checks:
             if not check.rule(resource):
                 problems.append(SpecProblem(check.field, check.message))
     if problems:
         raise InvalidSpec(problems)
-
-
-def _flatten_errors(errors: Mapping[Any, Any], prefix: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for key, items in errors.items():
-        name = f"{prefix}[{key}]" if isinstance(key, int) else f"{prefix}.{key}"
-        for item in items:
-            if isinstance(item, dict):
-                out.extend(_flatten_errors(item, name))
-            else:
-                out.append((name, str(item)))
-    return out
 
 
 class RenderCache:

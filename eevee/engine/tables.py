@@ -350,13 +350,20 @@ def compile_rules(documents: Iterable[tuple[str, Any]]) -> RuleSet:
     return RuleSet(tables=tables, sources=tuple(files))
 
 
-def _flatten_cerberus(errors: Any, prefix: str = "") -> list[tuple[str, str]]:
+def _join(prefix: str, key: Any) -> str:
+    if not prefix:
+        return str(key)
+    return f"{prefix}[{key}]" if isinstance(key, int) else f"{prefix}.{key}"
+
+
+def flatten_cerberus_errors(errors: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Cerberus' nested error tree as (``a.b[2].c``, reason) pairs."""
     out: list[tuple[str, str]] = []
     for key, items in errors.items():
-        name = f"{prefix}{key}" if not prefix else (f"{prefix}[{key}]" if isinstance(key, int) else f"{prefix}.{key}")
+        name = _join(prefix, key)
         for item in items:
             if isinstance(item, dict):
-                out.extend(_flatten_cerberus(item, name))
+                out.extend(flatten_cerberus_errors(item, name))
             else:
                 out.append((name, str(item)))
     return out
@@ -378,7 +385,7 @@ def _compile_table(file: str, document: Any) -> Table:
         raise TableError([(file, "document", "a rule table is a YAML mapping")])
     validator = cerberus.Validator(TABLE_SCHEMA)
     if not validator.validate(document):
-        errors = _flatten_cerberus(validator.errors)
+        errors = flatten_cerberus_errors(validator.errors)
         raise TableError([(file, _child_ids(document, rule), reason) for rule, reason in errors])
 
     compiler = _TableCompiler(file, document)

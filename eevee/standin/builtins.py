@@ -175,6 +175,15 @@ def _selector_matches(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
     return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
 
 
+def _config_keys(keys: list[str], causes: list[Cause]) -> None:
+    for key in keys:
+        if not _CONFIG_KEY.match(key):
+            message = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"
+            causes.append(
+                Cause("FieldValueInvalid", f"data[{key}]", f"data[{key}]: Invalid value: {json.dumps(key)}: {message}")
+            )
+
+
 def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     """Built-in checks after defaulting; ``old`` is the stored object on update."""
     causes: list[Cause] = []
@@ -268,15 +277,8 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
                     )
                 )
     elif kind == "Secret":
+        _config_keys(list(obj.get("data") or {}), causes)
         for key, value in (obj.get("data") or {}).items():
-            if not _CONFIG_KEY.match(key):
-                causes.append(
-                    Cause(
-                        "FieldValueInvalid",
-                        f"data[{key}]",
-                        f"data[{key}]: Invalid value: {json.dumps(key)}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
-                    )
-                )
             try:
                 base64.b64decode(str(value), validate=True)
             except (binascii.Error, ValueError):
@@ -296,15 +298,7 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
                 )
             )
     elif kind == "ConfigMap":
-        for key in list(obj.get("data") or {}) + list(obj.get("binaryData") or {}):
-            if not _CONFIG_KEY.match(key):
-                causes.append(
-                    Cause(
-                        "FieldValueInvalid",
-                        f"data[{key}]",
-                        f"data[{key}]: Invalid value: {json.dumps(key)}: a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
-                    )
-                )
+        _config_keys(list(obj.get("data") or {}) + list(obj.get("binaryData") or {}), causes)
     elif kind == "Service":
         spec = obj.get("spec") or {}
         if spec.get("type", "ClusterIP") != "ExternalName" and not spec.get("ports"):

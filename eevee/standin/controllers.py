@@ -22,13 +22,14 @@ from eevee.standin.registry import Registry
 from eevee.standin.store import ApiError, Event, Store, now
 
 
-class GarbageCollector:
-    def __init__(self, store: Store) -> None:
+class _Controller:
+    """A thread fed by the store's events (what both controllers share)."""
+
+    def __init__(self, store: Store, name: str) -> None:
         self.store = store
-        self._queue: list[str] = []
         self._cv = threading.Condition()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="standin-gc", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         store.listeners.append(self._on_event)
 
     def start(self) -> None:
@@ -38,6 +39,18 @@ class GarbageCollector:
         self._stop.set()
         with self._cv:
             self._cv.notify_all()
+
+    def _on_event(self, event: Event) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class GarbageCollector(_Controller):
+    def __init__(self, store: Store) -> None:
+        self._queue: list[str] = []
+        super().__init__(store, "standin-gc")
 
     def _on_event(self, event: Event) -> None:
         if event.type == "DELETED":
@@ -67,27 +80,15 @@ class GarbageCollector:
             return not self._queue
 
 
-class DeploymentController:
+class DeploymentController(_Controller):
     def __init__(self, store: Store, registry: Registry, *, delay: float = 0.1) -> None:
-        self.store = store
         self.registry = registry
         self.delay = delay
         self.never_ready: set[tuple[str, str]] = set()
         self.deadline_exceeded: set[tuple[str, str]] = set()
         self._heap: list[tuple[float, int, tuple[str, str]]] = []
         self._counter = itertools.count()
-        self._cv = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="standin-deployments", daemon=True)
-        store.listeners.append(self._on_event)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._cv:
-            self._cv.notify_all()
+        super().__init__(store, "standin-deployments")
 
     def set_never_ready(
         self, namespace: str, name: str, never: bool = True, *, deadline_exceeded: bool = False

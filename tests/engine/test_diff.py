@@ -9,22 +9,7 @@ from hypothesis import strategies as st
 from eevee.engine.diff import managed_patch, needs_patch, same
 from eevee.engine.paths import get
 from eevee.engine.render import Renderer, copy_json
-
-IPC = {
-    "apiVersion": "eevee.bot/v1",
-    "kind": "IpcConfig",
-    "metadata": {"name": "bus", "namespace": "bot", "uid": "u-bus"},
-    "spec": {},
-}
-
-
-def module(**spec):
-    return {
-        "apiVersion": "eevee.bot/v1",
-        "kind": "BotModule",
-        "metadata": {"name": "m", "namespace": "bot", "uid": "u-m"},
-        "spec": {"moduleName": "echo", "image": "echo:1", **spec},
-    }
+from tests.engine.resources import IPC, module
 
 
 def desired(rules, resource, child="deployment"):

@@ -10,22 +10,7 @@ import pytest
 from eevee.engine.paths import format_path
 from eevee.engine.render import InvalidSpec, ReferenceNotFound, Renderer
 from eevee.settings import Settings
-
-IPC = {
-    "apiVersion": "eevee.bot/v1",
-    "kind": "IpcConfig",
-    "metadata": {"name": "bus", "namespace": "bot", "uid": "u-bus"},
-    "spec": {},
-}
-
-
-def module(**spec):
-    return {
-        "apiVersion": "eevee.bot/v1",
-        "kind": "BotModule",
-        "metadata": {"name": "m", "namespace": "bot", "uid": "u-m"},
-        "spec": {"moduleName": "echo", "image": "echo:1", **spec},
-    }
+from tests.engine.resources import IPC, module
 
 
 def render(rules, resource, *others):
