@@ -39,11 +39,6 @@ class KubeError(Exception):
         self.reason = reason
         self.message = message
 
-    @property
-    def retriable(self) -> bool:
-        """Worth another try later: no answer, a conflict, throttling or a server error."""
-        return self.code in (0, 409, 429) or self.code >= 500
-
 
 def resource_path(
     api_version: str, plural: str, namespace: str | None, name: str | None = None, subresource: str | None = None

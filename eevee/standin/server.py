@@ -841,9 +841,3 @@ class StandIn:
         if not path.exists():
             path.write_bytes(certificate()[0])
         return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
