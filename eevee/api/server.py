@@ -32,6 +32,7 @@ class ApiServer:
             clear_untrusted_proxy_headers=True,
         )
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     @property
     def port(self) -> int:
@@ -43,15 +44,34 @@ class ApiServer:
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self.port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.server.run, name="eevee-http", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="eevee-http", daemon=True)
         self._thread.start()
 
+    def _serve(self) -> None:
+        try:
+            self.server.run()
+        except OSError:
+            if not self._stopping.is_set():
+                raise
+
     def stop(self) -> None:
-        # close() only stops listening; open keep-alive connections would keep the loop alive.
-        self.server.close()
-        for channel in list(getattr(self.server, "_map", {}).values()):
-            with contextlib.suppress(OSError):
-                channel.close()
+        """Close the listening socket, open connections and the wake-up pipe *inside* the server's
+        loop (its trigger runs a callable there): closing them from this thread would pull them from
+        under select(). With nothing left to watch, the loop ends."""
+        self._stopping.set()
+        if self._thread is None or not self._thread.is_alive():
+            self.server.close()
+            return
+        closed = threading.Event()
+
+        def close_everything() -> None:
+            for channel in list(self.server._map.values()):  # type: ignore[union-attr]
+                with contextlib.suppress(OSError):
+                    channel.close()
+            closed.set()
+
+        with contextlib.suppress(OSError):
+            self.server.trigger.pull_trigger(close_everything)  # type: ignore[union-attr]
+        closed.wait(2.0)
         self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
-        if self._thread is not None:
-            self._thread.join(2.0)
+        self._thread.join(2.0)
