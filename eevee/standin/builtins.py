@@ -184,6 +184,25 @@ def _config_keys(keys: list[str], causes: list[Cause]) -> None:
             )
 
 
+class DecodeError(ValueError):
+    """A body the real server could not even decode into its Go type (400, not 422)."""
+
+
+_INT32_FIELDS = {"Deployment": ("replicas", "minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds")}
+
+
+def check_types(rt: ResourceType, obj: dict[str, Any]) -> None:
+    """The integer fields of built-in specs, which the real server refuses to decode otherwise."""
+    spec = obj.get("spec")
+    for field in _INT32_FIELDS.get(rt.kind, ()):
+        value = spec.get(field) if isinstance(spec, dict) else None
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise DecodeError(
+                f"{rt.kind} in version \"{rt.version}\" cannot be handled as a {rt.kind}: json: cannot unmarshal "
+                f"{type(value).__name__} into Go struct field {rt.kind}Spec.spec.{field} of type int32"
+            )
+
+
 def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     """Built-in checks after defaulting; ``old`` is the stored object on update."""
     causes: list[Cause] = []

@@ -94,7 +94,7 @@ def apply_strategic_merge_patch(document: Any, patch: Any, field: str = "") -> A
     return result
 
 
-def _merge_key(field: str, items: list[Any]) -> str | None:
+def merge_key(field: str, items: list[Any]) -> str | None:
     if field == "ports":
         sample = next((i for i in items if isinstance(i, dict)), {})
         return "containerPort" if "containerPort" in sample else "port"
@@ -107,7 +107,7 @@ def _merge_list(field: str, current: Any, patch: list[Any]) -> list[Any]:
         return [copy.deepcopy(i) for i in patch if not (isinstance(i, dict) and "$patch" in i)]
     if field in MERGE_PRIMITIVE_LISTS:
         return current + [copy.deepcopy(i) for i in patch if i not in current]
-    key = _merge_key(field, patch + current)
+    key = merge_key(field, patch + current)
     if key is None or not all(isinstance(i, dict) for i in patch):
         return copy.deepcopy(patch)
     result = [copy.deepcopy(i) for i in current]

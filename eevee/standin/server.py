@@ -2,8 +2,9 @@
 
 It speaks the REST dialect that client-go (kubectl) and the official Python client
 use: discovery, CRUD with ``Status`` errors, list with selectors and pagination,
-chunked watch streams, the three patch types, the ``status`` and ``scale``
-subresources, server-side ``Table`` printing, bearer-token authentication.
+chunked watch streams, the three patch types and server-side apply, the ``status``
+and ``scale`` subresources, server-side ``Table`` printing, bearer-token
+authentication, protobuf request bodies for the kinds typed clients send that way.
 Where it differs from a real kube-apiserver, it is wrong; the tests under
 ``tests/standin`` pin the behaviour the operator and kubectl rely on.
 """
@@ -26,10 +27,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from eevee.standin import patching, printing
+from eevee.standin import apply as ssa
+from eevee.standin import patching, printing, protobuf
 from eevee.standin.certs import certificate, server_context
 from eevee.standin.controllers import DeploymentController, GarbageCollector
 from eevee.standin.faults import Faults, Request, RequestLog, sleep_interruptibly
+from eevee.standin.protobuf import ProtobufError
 from eevee.standin.registry import Registry, ResourceType
 from eevee.standin.selectors import SelectorError, exact_name, field_selector, label_selector
 from eevee.standin.store import ApiError, Store, Validation, dumps
@@ -135,7 +138,12 @@ class Handler(BaseHTTPRequestHandler):
         if not raw:
             return None
         content_type = self.headers.get("Content-Type", "")
-        if "protobuf" in content_type or "cbor" in content_type:
+        if "protobuf" in content_type:
+            try:
+                return protobuf.decode(raw)
+            except ProtobufError as error:
+                raise ApiError(415, "UnsupportedMediaType", f"the body of the request could not be read as protobuf: {error}") from None
+        if "cbor" in content_type:
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
@@ -460,7 +468,7 @@ class Handler(BaseHTTPRequestHandler):
                 rt, ns, route.name or "", body, subresource=route.subresource, validation=validation
             )
         if verb == "patch":
-            return 200, self._patch(route, validation)
+            return self._patch(route, query, validation)
         if verb == "delete":
             options = self._body() or {}
             propagation = query.get("propagationPolicy") or options.get("propagationPolicy") or "Background"
@@ -530,15 +538,15 @@ class Handler(BaseHTTPRequestHandler):
             page = [{k: v for k, v in o.items() if k not in ("apiVersion", "kind")} for o in page]
         return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": metadata, "items": page}
 
-    def _patch(self, route: Route, validation: Validation) -> Any:
+    def _patch(self, route: Route, query: dict[str, str], validation: Validation) -> tuple[int, Any]:
         store = self.server.standin.store
         rt = route.rt
         ns = route.namespace or ""
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip()
         kind = PATCH_TYPES.get(content_type)
+        if content_type == "application/apply-patch+yaml":
+            return self._apply(route, query, validation)
         if kind is None:
-            if content_type == "application/apply-patch+yaml":
-                raise ApiError(415, "UnsupportedMediaType", "server-side apply is not supported by the stand-in")
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
@@ -565,8 +573,52 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
             raise ApiError(422, "Invalid", "the patch produced an object without metadata")
         if route.subresource == "scale":
-            return self._write_scale(route, patched)
-        return store.update(rt, ns, route.name or "", patched, subresource=route.subresource, validation=validation)
+            return 200, self._write_scale(route, patched)
+        return 200, store.update(rt, ns, route.name or "", patched, subresource=route.subresource, validation=validation)
+
+    def _apply(self, route: Route, query: dict[str, str], validation: Validation) -> tuple[int, Any]:
+        """Server-side apply: create the object, or merge the manager's configuration into it."""
+        store = self.server.standin.store
+        rt = route.rt
+        ns = route.namespace or ""
+        name = route.name or ""
+        manager = query.get("fieldManager", "")
+        if not manager:
+            raise ApiError(400, "BadRequest", "PATCH requests with apply-patch+yaml must include fieldManager")
+        if route.subresource == "scale":
+            raise ApiError(415, "UnsupportedMediaType", "server-side apply of the scale subresource is not supported by the stand-in")
+        config = self._body()
+        if not isinstance(config, dict):
+            raise ApiError(400, "BadRequest", "the applied configuration must be an object")
+        if not config.get("apiVersion") or not config.get("kind"):
+            raise ApiError(400, "BadRequest", "apiVersion and kind must be set in an applied configuration")
+        _check_type(rt, config)
+        metadata = config.get("metadata")
+        if not isinstance(metadata, dict) or metadata.get("name") != name:
+            found = metadata.get("name") if isinstance(metadata, dict) else None
+            raise ApiError(
+                400, "BadRequest", f"the name of the object ({found}) does not match the name on the URL ({name})"
+            )
+        force = query.get("force") in ("1", "true")
+        with store.lock:  # read, merge and write as one step, as the real server retries internally
+            try:
+                live = store.get(rt, ns, name)
+            except ApiError as error:
+                if error.code != 404 or route.subresource:
+                    raise
+                created = store.create(rt, ns, config, validation=validation)
+                store.appliers[created["metadata"]["uid"]] = {manager: ssa.fields(config)}
+                return 201, created
+            uid = live["metadata"]["uid"]
+            try:
+                merged, owners = ssa.apply(live, config, manager, store.appliers.get(uid, {}), force=force)
+            except ssa.ApplyConflict as conflict:
+                raise ApiError(409, "Conflict", str(conflict)) from None
+            if "resourceVersion" not in metadata:
+                merged["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            updated = store.update(rt, ns, name, merged, subresource=route.subresource, validation=validation)
+            store.appliers[uid] = owners
+            return 200, updated
 
     def _write_scale(self, route: Route, scale: dict[str, Any]) -> Any:
         store = self.server.standin.store

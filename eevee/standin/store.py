@@ -143,6 +143,7 @@ class Store:
         self.event_rvs: list[int] = []
         self.objects: dict[Key, dict[tuple[str, str], Obj]] = {}
         self.by_uid: dict[str, tuple[Key, str, str]] = {}
+        self.appliers: dict[str, dict[str, set[Any]]] = {}  # uid -> field manager -> paths it applied
         self.listeners: list[Listener] = []
         self.closed = False
 
@@ -190,6 +191,10 @@ class Store:
                 for field in ("clusterIP", "clusterIPs"):
                     if field not in spec and field in old_spec:
                         spec[field] = old_spec[field]
+            try:
+                builtins.check_types(rt, obj)
+            except builtins.DecodeError as error:
+                raise ApiError(400, "BadRequest", str(error)) from None
             causes.extend(builtins.default(rt, obj))
             causes.extend(builtins.validate(rt, obj, old))
         if old is None:
@@ -472,6 +477,7 @@ class Store:
     def _remove(self, rt: ResourceType, key: tuple[str, str], obj: Obj) -> Obj:
         self._bucket(rt).pop(key, None)
         self.by_uid.pop(obj["metadata"]["uid"], None)
+        self.appliers.pop(obj["metadata"]["uid"], None)
         self._emit("DELETED", rt, obj, None)
         if rt.kind == "CustomResourceDefinition":
             for served in self.registry.remove_crd(obj["metadata"]["name"]):
