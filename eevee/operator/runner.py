@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from eevee.engine.expressions import UNSET, lookup
 from eevee.engine.render import MANAGED_BY, MANAGED_BY_LABEL, RenderCache
@@ -37,6 +37,14 @@ log = logging.getLogger("eevee.operator")
 RELOAD_CHECK_SECONDS = 2.0
 SETTLE_SECONDS = 0.02  # let a burst of watch events arrive before acting
 CHILD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+
+
+class WatchKey(NamedTuple):
+    kind: str
+    api_version: str
+    plural: str
+    namespace: str | None
+    selector: str | None
 
 
 @dataclass
@@ -73,6 +81,9 @@ class Runner:
         self._gauges: dict[Key, list[tuple[str, str, float]]] = {}
         self._watch_versions: dict[tuple[str, str | None], str] = {}
         self._threads: list[threading.Thread] = []
+        self._wanted: set[WatchKey] = set()
+        self._watching: set[WatchKey] = set()
+        self._watch_lock = threading.Lock()
         self.elector: LeaseElector | None = None
         if settings.leader_election:
             self.elector = LeaseElector(
@@ -114,30 +125,27 @@ class Runner:
     def start_threads(self) -> None:
         if self.elector is not None:
             self._spawn("leader-election", self.elector.run, self.stop)
+        self._start_watches()
+
+    def _wanted_watches(self) -> set[WatchKey]:
         scopes: list[str | None] = [None] if self.settings.all_namespaces else list(self.settings.watch_namespaces)
+        wanted: set[WatchKey] = set()
         for namespace in scopes:
             for table in self.rules.tables.values():
-                self._spawn(
-                    f"watch-{table.plural}-{namespace or 'all'}",
-                    self._watch,
-                    table.kind,
-                    table.api_version,
-                    table.plural,
-                    namespace,
-                    None,
-                )
+                wanted.add(WatchKey(table.kind, table.api_version, table.plural, namespace, None))
             # Children too (label-selected), as controller-runtime's Owns(): a Deployment
             # becoming ready, or edited or deleted by someone, wakes its owner at once.
             for api_version, kind in self.rules.child_kinds():
-                self._spawn(
-                    f"watch-{plural_of(kind)}-{namespace or 'all'}",
-                    self._watch,
-                    kind,
-                    api_version,
-                    plural_of(kind),
-                    namespace,
-                    CHILD_SELECTOR,
-                )
+                wanted.add(WatchKey(kind, api_version, plural_of(kind), namespace, CHILD_SELECTOR))
+        return wanted
+
+    def _start_watches(self) -> None:
+        """Watch every kind the current tables use; a watch whose kind a reload dropped ends by itself."""
+        with self._watch_lock:
+            self._wanted = self._wanted_watches()
+            for key in sorted(self._wanted - self._watching, key=repr):
+                self._watching.add(key)
+                self._spawn(f"watch-{key.plural}-{key.namespace or 'all'}", self._watch, key)
 
     def _spawn(self, name: str, target: Any, *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -274,9 +282,14 @@ class Runner:
 
     # --- watch events ----------------------------------------------------------------
 
-    def _watch(self, kind: str, api_version: str, plural: str, namespace: str | None, selector: str | None) -> None:
+    def _watch(self, key: WatchKey) -> None:
+        kind, api_version, plural, namespace, selector = key
         errors = Backoff(base=0.5, cap=10.0)
         while not self.stop.is_set():
+            with self._watch_lock:
+                if key not in self._wanted:
+                    self._watching.discard(key)
+                    return
             version = self._watch_versions.get((kind, namespace))
             if version is None:
                 self.stop.wait(0.1)
@@ -398,6 +411,7 @@ class Runner:
             self.rules = rules
             self.cache = RenderCache()
             self._pass_requested = True
+            self._start_watches()
 
 
 def _stale(event: Obj, current: Obj) -> bool:

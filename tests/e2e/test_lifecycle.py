@@ -91,6 +91,34 @@ def test_rule_tables_reload_and_a_bad_edit_keeps_the_last_good_ones(cluster, sta
     assert service.runner.health().rules_valid is False
 
 
+ACCOUNT_CHILD = """
+  - id: account
+    apiVersion: v1
+    kind: ServiceAccount
+    name: "eevee-{metadata.name}-module"
+    base:
+      automountServiceAccountToken: false
+"""
+
+
+def test_a_child_kind_added_by_a_reload_is_watched_too(cluster, start_operator, tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)  # no table renders a ServiceAccount: none is watched
+    start_operator(rules_dir=str(rules), poll_interval=3600.0, leader_election=False)
+    cluster.create(module("echo"))
+    eventually(lambda: cluster.exists("Deployment", "eevee-echo-module"))
+    table = rules / "botmodule.yaml"
+    table.write_text(table.read_text().replace("\nchildren:\n", "\nchildren:\n" + ACCOUNT_CHILD, 1))
+
+    def account_exists():
+        return any(a.metadata.name == "eevee-echo-module" for a in cluster.core.list_namespaced_service_account(NAMESPACE).items)
+
+    eventually(account_exists, timeout=15, message="the new child")
+    # with an hour between polls, only a watch on ServiceAccounts brings a deleted one back at once
+    cluster.core.delete_namespaced_service_account("eevee-echo-module", NAMESPACE)
+    eventually(account_exists, timeout=10, message="the deleted ServiceAccount is back")
+
+
 def operator_env(standin, **extra):
     return {**os.environ, "KUBECONFIG": str(standin.kubeconfig), "NAMESPACE": NAMESPACE, "HTTP_API_PORT": "0",
             "HTTP_API_HOST": "127.0.0.1", "POLL_INTERVAL_SECONDS": "0.5", "LOG_FORMAT": "json", "LOG_LEVEL": "INFO",
