@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from eevee.standin.patching import MERGE_PRIMITIVE_LISTS, merge_key
+from eevee.standin.patching import apply_strategic_merge_patch, merge_key
 
 # A field path: map keys as strings, list items with a merge key as ("key", value).
 Step = str | tuple[str, Any]
@@ -106,29 +106,6 @@ def _remove(obj: Any, path: Path) -> None:
         parent.pop(last, None)
 
 
-def _merge(live: Any, config: Any, field: str = "") -> Any:
-    if isinstance(config, dict):
-        result = dict(live) if isinstance(live, dict) else {}
-        for name, value in config.items():
-            result[name] = _merge(result.get(name), value, name)
-        return result
-    if isinstance(config, list):
-        key = merge_key(field, config) if field else None
-        if field in MERGE_PRIMITIVE_LISTS and isinstance(live, list):
-            return live + [copy.deepcopy(i) for i in config if i not in live]
-        if key is None or not isinstance(live, list) or not all(isinstance(i, dict) and key in i for i in config):
-            return copy.deepcopy(config)
-        result = [copy.deepcopy(i) for i in live]
-        for item in config:
-            index = next((n for n, old in enumerate(result) if isinstance(old, dict) and old.get(key) == item[key]), -1)
-            if index >= 0:
-                result[index] = _merge(result[index], item)
-            else:
-                result.append(copy.deepcopy(item))
-        return result
-    return copy.deepcopy(config)
-
-
 def apply(
     live: dict[str, Any],
     config: dict[str, Any],
@@ -140,7 +117,8 @@ def apply(
     """(merged object, new ownership) for ``manager`` applying ``config`` to ``live``.
 
     ``owners`` maps each earlier applier to the paths it set; it is not modified.
-    Raises ApplyConflict when another manager set one of these fields to another value.
+    Raises ApplyConflict when another manager set one of these fields to another value, and
+    PatchError for a keyed list item without its key.
     """
     wanted = fields(config)
     others = {name: paths for name, paths in owners.items() if name != manager}
@@ -161,7 +139,9 @@ def apply(
     for path in sorted(owners.get(manager, set()) - wanted, key=len, reverse=True):
         if path not in still_owned:
             _remove(merged, path)
-    merged = _merge(merged, config)
+    # Merging a configuration into the live object is what a strategic merge patch does
+    # (maps merge, keyed lists merge item by item, other lists are replaced).
+    merged = apply_strategic_merge_patch(merged, config)
     new_owners = {name: paths - taken for name, paths in others.items()}
     new_owners[manager] = wanted
     return merged, {name: paths for name, paths in new_owners.items() if paths}

@@ -614,8 +614,8 @@ class Handler(BaseHTTPRequestHandler):
                 merged, owners = ssa.apply(live, config, manager, store.appliers.get(uid, {}), force=force)
             except ssa.ApplyConflict as conflict:
                 raise ApiError(409, "Conflict", str(conflict)) from None
-            if "resourceVersion" not in metadata:
-                merged["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+            except patching.PatchError as error:
+                raise ApiError(422, "Invalid", str(error)) from None
             updated = store.update(rt, ns, name, merged, subresource=route.subresource, validation=validation)
             store.appliers[uid] = owners
             return 200, updated
