@@ -98,12 +98,16 @@ class Kube:
         self.timeout = timeout
         self.observe = observe or (lambda verb, resource, code, seconds: None)
         self._streams: set[Any] = set()
+        self._closed: set[int] = set()
         self._streams_lock = threading.Lock()
 
     def close_streams(self) -> None:
         """End every open watch (their iterators raise KubeError(0, "WatchEnded"))."""
         with self._streams_lock:
             streams = list(self._streams)
+            # A TLS stream shut down under its reader can hand it a few bytes of garbage;
+            # those are the end of the watch, not a bad event.
+            self._closed.update(id(stream) for stream in streams)
         for stream in streams:
             with contextlib.suppress(Exception):
                 stream.shutdown() if hasattr(stream, "shutdown") else stream.close()
@@ -243,7 +247,7 @@ class Kube:
                     line, buffer = buffer.split(b"\n", 1)
                     if not line.strip():
                         continue
-                    event = json.loads(line)
+                    event = _watch_event(line)
                     if event.get("type") == "ERROR":
                         status = event.get("object") or {}
                         raise KubeError(
@@ -252,9 +256,17 @@ class Kube:
                     yield event["type"], event["object"]
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise KubeError(0, "WatchEnded", f"{type(error).__name__}: {error}") from None
+        except ValueError as error:
+            # Bytes that are not an event (a garbled or cut stream): the watch ends here
+            # and its caller starts a new one from the last resourceVersion it saw.
+            with self._streams_lock:
+                closed = id(response.response) in self._closed
+            reason = "WatchEnded" if closed else "BadWatchEvent"
+            raise KubeError(0, reason, f"{type(error).__name__}: {str(error)[:200]}") from None
         finally:
             with self._streams_lock:
                 self._streams.discard(response.response)
+                self._closed.discard(id(response.response))
             response.response.release_conn()
 
     # --- writes --------------------------------------------------------------------
@@ -302,6 +314,16 @@ class Kube:
         if uid:
             options["preconditions"] = {"uid": uid}
         self._request("delete", plural, "DELETE", resource_path(api_version, plural, namespace, name), body=options)
+
+
+def _watch_event(line: bytes) -> dict[str, Any]:
+    """One line of a watch stream as an event; ValueError for anything else."""
+    event = json.loads(line)  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise ValueError(f"not a watch event: {line[:80]!r}")
+    if event["type"] != "ERROR" and not isinstance(event.get("object"), dict):
+        raise ValueError(f"a watch event without an object: {line[:80]!r}")
+    return event
 
 
 def _error(code: int, data: Any) -> KubeError:

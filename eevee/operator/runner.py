@@ -314,7 +314,12 @@ class Runner:
                         self.incoming.put((type_, obj))
                         self.wake.set()
                 self.metrics.watch_restarts.labels(kind, "timeout").inc()
-            except KubeError as error:
+            except Exception as error:  # a watch thread must never die
+                if not isinstance(error, KubeError):
+                    log.exception("unexpected error in the %s watch; it restarts", kind)
+                    error = KubeError(0, "InternalError", str(error))
+                elif error.reason == "BadWatchEvent":
+                    log.warning("the %s watch read a bad event and restarts from %s: %s", kind, version, error.message)
                 reason = "expired" if error.code == 410 else "error"
                 self.metrics.watch_restarts.labels(kind, reason).inc()
                 if error.code == 410:

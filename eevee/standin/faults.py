@@ -103,6 +103,8 @@ class Faults:
         self._running = threading.Event()
         self._running.set()
         self.watch_generation = 0  # bumped by cut_watches(); open watches end when it changes
+        self.garbage: bytes | None = None  # garble_watches(): sent once on every open watch
+        self.garble_generation = 0
 
     def inject(
         self,
@@ -158,6 +160,13 @@ class Faults:
         """Mark open watch streams as cut (StandIn.cut_watches also wakes them up)."""
         with self._lock:
             self.watch_generation += 1
+
+    def garble_watches(self, garbage: bytes = b"\xfb\xff{not an event\n") -> None:
+        """Every open watch sends ``garbage`` as its next line (a proxy or a flaky
+        link mangling the stream); the connection stays open."""
+        with self._lock:
+            self.garbage = garbage
+            self.garble_generation += 1
 
     def pause(self) -> None:
         """Hold every request until resume() (as if the API server hung)."""

@@ -22,6 +22,7 @@ import socket
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,17 @@ PATCH_TYPES = {
     "application/strategic-merge-patch+json": "strategic",
 }
 MAX_BODY = 3 * 1024 * 1024  # the real server's request size limit
+
+
+@dataclass
+class _Pending:
+    """What the request log will say of the request being handled."""
+
+    method: str
+    path: str
+    verb: str = "unknown"
+    route: Route | None = None
+    logged: bool = False
 
 
 class Route:
@@ -113,6 +125,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-cache, private")
+        # Into the request log before the answer leaves: a client that holds the answer
+        # (and a test that takes a log mark right after) always finds the entry there.
+        self._record(code)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -181,29 +196,26 @@ class Handler(BaseHTTPRequestHandler):
         standin.faults.wait_running()
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-        verb, route = "unknown", None
+        self._pending = _Pending(method, url.path)
         code = 500
-        logged = False
         try:
             self._read_body()
             if not self._authorized(standin.token):
                 raise ApiError(401, "Unauthorized", "Unauthorized")
             if url.path in ("/healthz", "/readyz", "/livez"):
-                code = 200
                 self._send(200, b"ok", "text/plain")
                 return
             special = self._discovery(url.path)
             if special is not None:
-                verb = "discovery"
-                code = 200
+                self._pending.verb = "discovery"
                 self._json(200, special)
                 return
             route = self._route(url.path)
             if route is None:
-                code = 404
                 self._send(404, b"404 page not found\n", "text/plain")
                 return
-            verb = self._verb(method, route, query)
+            self._pending.route = route
+            verb = self._pending.verb = self._verb(method, route, query)
             agent = self.headers.get("User-Agent", "")
             fault = standin.faults.take(verb, route.resource, route.namespace or "", route.name or "", agent)
             if fault is not None:
@@ -211,34 +223,33 @@ class Handler(BaseHTTPRequestHandler):
                     sleep_interruptibly(fault.hang, standin.stopping)
                 raise ApiError(fault.code, Faults.reason(fault.code), f"injected fault: {fault.code}")
             if verb == "watch":
-                code = 200
-                self._record(method, url.path, verb, route, code)  # logged when it starts, not when it ends
-                logged = True
-                self._watch(route, query)
+                self._watch(route, query)  # logged when it starts, not when it ends
                 return
             validation = Validation(query.get("fieldValidation"))
             code, body = self._dispatch(method, verb, route, query, validation)
             self._warnings = validation.warnings
             self._json(code, body)
         except ApiError as error:
-            code = error.code
             self._error(error)
         except (BrokenPipeError, ConnectionResetError):
-            code = 499
+            self._record(499)
         except Exception as error:  # a bug in the stand-in must still answer like a server
-            code = 500
             self._error(ApiError(500, "InternalError", f"stand-in internal error: {type(error).__name__}: {error}"))
         finally:
-            if not logged:
-                self._record(method, url.path, verb, route, code)
+            self._record(code)  # no-op when the answer was logged as it was sent
 
-    def _record(self, method: str, path: str, verb: str, route: Route | None, code: int) -> None:
-        resource = route.resource if route else path
+    def _record(self, code: int) -> None:
+        pending = getattr(self, "_pending", None)
+        if pending is None or pending.logged:
+            return
+        pending.logged = True
+        route = pending.route
+        resource = route.resource if route else pending.path
         namespace = (route.namespace or "") if route else ""
         name = (route.name or "") if route else ""
         group = route.group if route else ""
         agent = self.headers.get("User-Agent", "")
-        request = Request(time.time(), method, self.path, verb, resource, namespace, name, code, group, agent)
+        request = Request(time.time(), pending.method, self.path, pending.verb, resource, namespace, name, code, group, agent)
         self.server.standin.log.record(request)
 
     def _authorized(self, token: str) -> bool:
@@ -675,6 +686,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache, private")
+        self._record(200)
         self.end_headers()
         stop = threading.Event()
         standin.register_watch(stop)
@@ -684,6 +696,15 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
 
+        garbled = standin.faults.garble_generation
+
+        def garble() -> None:
+            nonlocal garbled
+            if standin.faults.garble_generation != garbled and standin.faults.garbage:
+                garbled = standin.faults.garble_generation
+                data = standin.faults.garbage
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
         try:
             for event in initial:
                 chunk(event)
@@ -691,6 +712,7 @@ class Handler(BaseHTTPRequestHandler):
                 for type_, obj in store.watch(route.rt, route.namespace, match, since, stop=stop, timeout=timeout):
                     if standin.faults.watch_generation != generation:
                         break
+                    garble()
                     chunk({"type": type_, "object": obj})
             except ApiError as error:
                 chunk({"type": "ERROR", "object": error.status()})

@@ -8,6 +8,8 @@ converges afterwards, creates no duplicate, and counts the errors.
 | 409 conflicts on patches               | re-read and patched again; the change lands               |
 | 503s on the lists of a pass            | the pass is retried with backoff; the loop goes on        |
 | the watch is cut                       | the watch reconnects; the next change still arrives fast |
+| a watch stream carries garbage bytes   | logged; the watch restarts from its last resourceVersion |
+|                                        | and the change behind the garbage still arrives fast     |
 | the API server is away for 30 seconds  | nothing is lost; everything converges after it returns   |
 | killed between two writes, restarted   | converges with no duplicate and no orphan                |
 """
@@ -91,6 +93,17 @@ def test_a_cut_watch_reconnects(cluster, operator, standin):
     cluster.patch("BotModule", "echo", {"spec": {"size": 2}})
     eventually(lambda: cluster.deployment("eevee-echo-module")["spec"]["replicas"] == 2, timeout=10)
     assert operator.runner.passes == 1  # the watch carried it, not a poll pass
+
+
+def test_garbage_in_a_watch_stream_restarts_the_watch_where_it_was(cluster, operator, standin, caplog):
+    cluster.create(module("echo"))
+    eventually(lambda: cluster.ready("BotModule", "echo"))
+    standin.faults.garble_watches(b"\xfb\xc1 not utf-8, not json \xae\n")
+    cluster.patch("BotModule", "echo", {"spec": {"size": 3}})  # its event comes right after the garbage
+    eventually(lambda: cluster.deployment("eevee-echo-module")["spec"]["replicas"] == 3, timeout=10)
+    assert operator.runner.passes == 1  # carried by the restarted watch, not by a poll pass
+    assert any("bad event" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+    assert samples(operator, "eevee_operator_watch_restarts_total", {"kind": "BotModule", "reason": "error"}) >= 1
 
 
 def test_the_api_server_away_for_30_seconds(cluster, start_operator, standin):
