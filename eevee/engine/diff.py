@@ -25,7 +25,7 @@ from typing import Any
 import jsonpatch
 
 from eevee.engine.paths import ListKey, Path, decode_path_set, find_index, get, pointer
-from eevee.engine.render import MANAGED_FIELDS, DesiredChild, copy_json
+from eevee.engine.render import MANAGED_FIELDS, DesiredChild, copy_json, flatten
 
 _MISSING = object()
 
@@ -40,10 +40,29 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def previously_managed(live: Mapping[str, Any]) -> tuple[list[Path], list[Path]]:
-    """The (leaves, units) recorded on ``live`` by the last write (empty when none)."""
+_NOT_CONTENT = ("apiVersion", "kind", "metadata", "status")
+
+
+def previously_managed(live: Mapping[str, Any], desired: DesiredChild | None = None) -> tuple[list[Path], list[Path]]:
+    """The (leaves, units) recorded on ``live`` by the last write.
+
+    An object with no record was not written by this operator (made by its predecessor,
+    by Helm, by hand) and is being adopted: then everything in the top-level fields the
+    rendering sets counts as managed, so whatever the rendering does not hold is removed
+    and the object ends up exactly as rendered (createOnly fields stay as they are)."""
     text = (live.get("metadata", {}).get("annotations") or {}).get(MANAGED_FIELDS)
-    return decode_path_set(text) if isinstance(text, str) else ([], [])
+    if isinstance(text, str):
+        return decode_path_set(text)
+    if desired is None:
+        return [], []
+    leaves: list[Path] = []
+    for top, value in live.items():
+        if top in _NOT_CONTENT or top not in desired.body:
+            continue
+        for path, _ in flatten(value, (top,)):
+            if not any(path[: len(target)] == target or target[: len(path)] == path for target in desired.create_only):
+                leaves.append(path)
+    return leaves, []
 
 
 def needs_patch(desired: DesiredChild, live: Mapping[str, Any]) -> bool:
@@ -55,7 +74,8 @@ def needs_patch(desired: DesiredChild, live: Mapping[str, Any]) -> bool:
         found = get(live, path, _MISSING)
         if found is _MISSING or not same(found, value):
             return True
-    return False
+    # createOnly fields are written when absent (a token under a new key), never overwritten.
+    return any(get(live, target, _MISSING) is _MISSING for target in desired.create_only)
 
 
 def managed_patch(desired: DesiredChild, live: Mapping[str, Any]) -> jsonpatch.JsonPatch | None:
@@ -70,13 +90,16 @@ def managed_patch(desired: DesiredChild, live: Mapping[str, Any]) -> jsonpatch.J
 
     # Remove what the last write managed and this rendering no longer holds at all
     # (createOnly fields are still in the body, so they are never removed).
-    leaves, units = previously_managed(live)
+    leaves, units = previously_managed(live, desired)
     for path in [*units, *leaves]:
         if get(desired.body, path, _MISSING) is _MISSING:
             _remove(work, path, ops, desired.body)
 
     for path, value in desired.leaves:
         _set(work, path, value, desired.body, ops)
+    for target in desired.create_only:
+        if get(work, target, _MISSING) is _MISSING:
+            _set(work, target, get(desired.body, target), desired.body, ops)
     return jsonpatch.JsonPatch(ops)
 
 

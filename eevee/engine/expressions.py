@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from eevee.engine.paths import Path, format_path, get, parse_path
-from eevee.engine.quantity import canonical_quantities
+from eevee.engine.quantity import QuantityError, canonical_quantities, quantity_value
 
 Scope = Mapping[str, Any]
 
@@ -205,6 +205,21 @@ def compile_condition(spec: Any) -> Condition:
         except re.error as error:
             raise ExpressionError(f"condition matches: bad regular expression {arg[1]!r}: {error}") from None
         return lambda scope: (v := lookup(scope, path)) is UNSET or pattern.fullmatch(_text(v)) is not None
+    if op == "maxBytes":
+        if not (isinstance(arg, list) and len(arg) == 2 and isinstance(arg[0], str) and type(arg[1]) is int):
+            raise ExpressionError(f"condition maxBytes takes [field path, number of bytes], got {arg!r}")
+        path, limit = parse_path(arg[0]), arg[1]
+        return lambda scope: (v := lookup(scope, path)) is UNSET or len(_text(v).encode()) <= limit
+    if op == "hasKey":
+        if not isinstance(arg, list) or len(arg) != 2 or not all(isinstance(a, str) for a in arg):
+            raise ExpressionError(f"condition hasKey takes [path of a map, path of a key], got {arg!r}")
+        mapping, key = parse_path(arg[0]), parse_path(arg[1])
+        return lambda scope: isinstance(m := lookup(scope, mapping), dict) and _text(lookup(scope, key)) in m
+    if op == "atLeast":
+        if not isinstance(arg, list) or len(arg) != 2 or not all(isinstance(a, str) for a in arg):
+            raise ExpressionError(f"condition atLeast takes a list of two field paths, got {arg!r}")
+        left, right = parse_path(arg[0]), parse_path(arg[1])
+        return lambda scope: _at_least(lookup(scope, left), lookup(scope, right))
     if op in ("all", "any"):
         if not isinstance(arg, list) or not arg:
             raise ExpressionError(f"condition {op} takes a non-empty list of conditions")
@@ -216,17 +231,33 @@ def compile_condition(spec: Any) -> Condition:
         inner = compile_condition(arg)
         return lambda scope: not inner(scope)
     raise ExpressionError(
-        f"unknown condition {op!r} (known: set, unset, isTrue, isFalse, equal, matches, all, any, not)"
+        f"unknown condition {op!r} (known: {', '.join(CONDITIONS)})"
     )
+
+
+CONDITIONS = (
+    *("set", "unset", "isTrue", "isFalse", "equal", "matches"),
+    *("maxBytes", "hasKey", "atLeast", "all", "any", "not"),
+)
+
+
+def _at_least(left: Any, right: Any) -> bool:
+    """``left >= right`` for numbers or Kubernetes quantities; true when either is unset or unreadable."""
+    if left is UNSET or right is UNSET:
+        return True
+    try:
+        return quantity_value(left) >= quantity_value(right)
+    except ValueError:
+        return True  # not comparable: other checks report a value that is no quantity
 
 
 def condition_paths(spec: Any) -> list[Path]:
     ((op, arg),) = spec.items()
     if op in ("set", "unset", "isTrue", "isFalse"):
         return [parse_path(arg)]
-    if op == "equal":
+    if op in ("equal", "hasKey", "atLeast"):
         return [parse_path(a) for a in arg]
-    if op == "matches":
+    if op in ("matches", "maxBytes"):
         return [parse_path(arg[0])]
     if op in ("all", "any"):
         return [p for a in arg for p in condition_paths(a)]
@@ -263,8 +294,34 @@ def _sha256(value: Any, field: str) -> str:
 def _quantity(value: Any, field: str) -> Any:
     try:
         return canonical_quantities(value)
-    except ValueError as error:
-        raise EvaluationError(field, str(error)) from None
+    except QuantityError as error:
+        raise EvaluationError(field + error.where, str(error)) from None
+
+
+def _yaml_mapping(value: Any, field: str) -> Any:
+    """Text that must hold a YAML mapping (or nothing); passed through unchanged."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    text = _text(value)
+    yaml = YAML(typ="safe", pure=True)
+    try:
+        node = yaml.compose(text)
+    except YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise EvaluationError(field, f"is not valid YAML: {where}{problem}") from None
+    if node is None:
+        return value  # empty, or only comments: the module's defaults, as asked
+    if node.tag != "tag:yaml.org,2002:map":  # anything but a mapping at the top
+        found = {"tag:yaml.org,2002:seq": "a list"}.get(node.tag, "a single value")
+        raise EvaluationError(
+            field,
+            f"must be a YAML mapping of settings (key: value lines), but line {node.start_mark.line + 1} "
+            f"starts {found}; eevee modules ignore such a configuration and run on their defaults",
+        )
+    return value  # checked, passed through unchanged
 
 
 _NAMED_TRANSFORMS: dict[str, Transform] = {
@@ -273,6 +330,7 @@ _NAMED_TRANSFORMS: dict[str, Transform] = {
     "base64": _base64,
     "sha256": _sha256,
     "quantity": _quantity,
+    "yamlMapping": _yaml_mapping,
 }
 
 
@@ -308,20 +366,23 @@ class Source:
     false, or the source is unset and there is no default.
     """
 
-    __slots__ = ("_bytes", "_default", "_read", "_transforms", "_when", "generated", "label")
+    __slots__ = ("_bytes", "_default", "_paths", "_read", "_transforms", "_when", "generated", "label")
 
     def __init__(self, spec: Mapping[str, Any], *, label: str) -> None:
         self.label = label
         self.generated = "generate" in spec
         self._bytes = int(spec.get("bytes", 32))
+        self._paths: tuple[Path, ...] = ()
         if "fromFieldPath" in spec:
             paths = [parse_path(p) for p in _as_list(spec["fromFieldPath"])]
+            self._paths = tuple(paths)
             self._read: Callable[[Scope], Any] = lambda scope: _first_set(scope, paths)
         elif "value" in spec:
             constant = spec["value"]
             self._read = lambda scope: constant
         elif "format" in spec:
             self._read = compile_structure(spec["format"])
+            self._paths = tuple(structure_paths(spec["format"]))
         elif self.generated:
             self._read = lambda scope: UNSET  # filled in by evaluate(), which holds the generator
         else:
@@ -339,8 +400,31 @@ class Source:
             if value is UNSET:
                 return UNSET
         for transform in self._transforms:
-            value = transform(value, self.label)
+            value = transform(value, self.origin(scope))
         return value
+
+    def origin(self, scope: Scope) -> str:
+        """The user's field this value comes from (for error messages), else the rule's label."""
+        return self.user_field(scope) or self.label
+
+    def user_field(self, scope: Scope) -> str | None:
+        """The resource field this value comes from, if any. A value read from ``values.x``
+        comes from wherever ``x`` came from: the renderer records that in ``_origins``."""
+        for path in self._paths:
+            if lookup(scope, path) is UNSET:
+                continue
+            return field_origin(scope, path)
+        return None
+
+
+def field_origin(scope: Scope, path: Path) -> str | None:
+    """The user's field behind ``path``: itself for metadata/spec, the recorded origin for values."""
+    if path[0] in ("spec", "metadata"):
+        return format_path(path)
+    if path[0] == "values" and len(path) > 1:
+        origins = scope.get("_origins") or {}
+        return origins.get(path[1])
+    return None
 
 
 def _as_list(value: str | list[str]) -> list[str]:

@@ -20,23 +20,38 @@ _DECIMAL_SUFFIX = {exponent: suffix for suffix, exponent in _DECIMAL.items()}
 _BINARY_SUFFIX = {exponent: suffix for suffix, exponent in _BINARY.items()} | {0: ""}
 
 
-def canonical_quantity(value: str | int | float) -> str:
-    """The canonical text of one quantity; ValueError when it is not a quantity."""
+class QuantityError(ValueError):
+    """Not a quantity; ``where`` is the path below the value handed in (``.limits.cpu``)."""
+
+    def __init__(self, message: str, where: str = "") -> None:
+        super().__init__(message)
+        self.where = where
+
+
+def _parse(value: Any) -> tuple[Fraction, str]:
     text = str(value).strip() if not isinstance(value, bool) else ""
-    match = _QUANTITY.match(text)
+    match = _QUANTITY.match(text) if isinstance(value, (str, int, float)) else None
     if match is None:
-        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 1.5, 256Mi, 1e3)")
+        raise QuantityError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 1.5, 256Mi, 1e3)")
     number, suffix = match.groups()
     amount = Fraction(number)
     if suffix in _BINARY:
-        fmt, amount = "binary", amount * (1 << _BINARY[suffix])
-    elif suffix in _DECIMAL:
-        fmt, amount = "decimal", amount * Fraction(10) ** _DECIMAL[suffix]
-    elif suffix[:1] in ("e", "E") and len(suffix) > 1:
-        fmt, amount = "exponent", amount * Fraction(10) ** int(suffix[1:])
-    else:
-        raise ValueError(f"{value!r} has an unknown quantity suffix {suffix!r}")
+        return amount * (1 << _BINARY[suffix]), "binary"
+    if suffix in _DECIMAL:
+        return amount * Fraction(10) ** _DECIMAL[suffix], "decimal"
+    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+        return amount * Fraction(10) ** int(suffix[1:]), "exponent"
+    raise QuantityError(f"{value!r} has an unknown quantity suffix {suffix!r}")
 
+
+def quantity_value(value: Any) -> Fraction:
+    """The exact amount of a quantity (``1Gi`` → 1073741824); QuantityError when it is none."""
+    return _parse(value)[0]
+
+
+def canonical_quantity(value: str | int | float) -> str:
+    """The canonical text of one quantity; QuantityError (a ValueError) when it is not a quantity."""
+    amount, fmt = _parse(value)
     if fmt == "binary" and (abs(amount) < 1024 or amount.denominator != 1):
         fmt = "decimal"
     if fmt == "binary":
@@ -72,10 +87,14 @@ def _decimal_parts(amount: Fraction) -> tuple[int, int]:
     return mantissa * 10**shift, exponent - shift
 
 
-def canonical_quantities(value: Any) -> Any:
-    """Canonicalise every scalar leaf of a mapping or list (e.g. a ResourceRequirements)."""
+def canonical_quantities(value: Any, where: str = "") -> Any:
+    """Canonicalise every scalar leaf of a mapping or list (e.g. a ResourceRequirements);
+    a QuantityError says where below ``value`` the bad leaf is."""
     if isinstance(value, dict):
-        return {key: canonical_quantities(item) for key, item in value.items()}
+        return {key: canonical_quantities(item, f"{where}.{key}") for key, item in value.items()}
     if isinstance(value, list):
-        return [canonical_quantities(item) for item in value]
-    return canonical_quantity(value)
+        return [canonical_quantities(item, f"{where}[{n}]") for n, item in enumerate(value)]
+    try:
+        return canonical_quantity(value)
+    except QuantityError as error:
+        raise QuantityError(str(error), where) from None

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from eevee.engine.expressions import UNSET, EvaluationError, Generator, lookup, random_token
+from eevee.engine.expressions import UNSET, EvaluationError, Generator, field_origin, random_token
 from eevee.engine.paths import ListKey, Path, assign, encode_path_set
 from eevee.engine.tables import ChildRule, RuleSet, Table, flatten_cerberus_errors
 
@@ -28,7 +28,9 @@ CHILD_LABEL = "eevee.bot/child"
 _MANAGED_FIELDS_PATH: Path = ("metadata", "annotations", MANAGED_FIELDS)
 _IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
 
-Lookup = Callable[[str, str, str], "Mapping[str, Any] | None"]
+Lookup = Callable[[str, str, str], "Mapping[str, Any] | None"]  # (kind, namespace, name) of a custom resource
+Fetch = Callable[[str, str, str, str], "Mapping[str, Any] | None"]  # (apiVersion, kind, namespace, name), any object
+RefKey = tuple[str, str, str]  # (kind, namespace, name)
 
 
 class SpecProblem(NamedTuple):
@@ -63,6 +65,11 @@ class DesiredChild(NamedTuple):
     managed: str
     owned: bool
     prune: bool
+    adopt: str = "always"
+    immutable: tuple[Path, ...] = ()
+    recreate: bool = False
+    create_only: tuple[Path, ...] = ()  # targets written only when absent (never compared, never removed)
+    origin: str = "metadata.name"  # the resource field the child's name comes from, for messages
 
 
 class Rendering(NamedTuple):
@@ -71,6 +78,8 @@ class Rendering(NamedTuple):
     name: str
     values: dict[str, Any]
     children: list[DesiredChild]
+    references: tuple[RefKey, ...] = ()  # every object the rendering read (for watches of referenced kinds)
+    scope: Mapping[str, Any] | None = None  # what the table's expressions saw (live checks, status)
 
 
 def copy_json(value: Any) -> Any:
@@ -121,106 +130,145 @@ def validate_resource(table: Table, resource: Mapping[str, Any]) -> None:
         validator = table.spec_validator
         if not validator.validate(spec, normalize=False):
             problems.extend(SpecProblem(f, r) for f, r in flatten_cerberus_errors(validator.errors, "spec"))
-    if not problems:
-        for check in table.checks:
-            if not check.rule(resource):
-                problems.append(SpecProblem(check.field, check.message))
+    if problems:
+        raise InvalidSpec(problems)
+
+
+def run_checks(table: Table, scope: Mapping[str, Any], *, stage: str) -> None:
+    """The table's ``checks`` of one stage: ``static`` (spec and values), ``refs`` (also
+    referenced objects) or ``live`` (also the live children); raise InvalidSpec naming each field."""
+    problems = [
+        SpecProblem(check.field, check.message)
+        for check in table.checks
+        if check.stage == stage and not check.rule(scope)
+    ]
     if problems:
         raise InvalidSpec(problems)
 
 
 class RenderCache:
-    """Renderings remembered by resource version, across passes.
+    """Renderings remembered across passes, with what they were made from.
 
-    A rendering depends only on the resource, the resources it references, the
-    tables and the operator settings. The last two are fixed for the life of a
-    cache (a rule reload starts a new one); the first two are identified by their
-    ``resourceVersion``. So a resource that did not change since the last pass is
-    not validated or rendered again: a steady-state pass costs only the diffs.
+    A rendering depends only on the resource, the objects it references, the tables
+    and the operator settings. The last two are fixed for the life of a cache (a
+    rule reload starts a new one); the first two are identified by their versions
+    (a custom resource's generation, labels and annotations; any other object's
+    resourceVersion). So a resource that did not change since the last pass, and
+    whose references did not, is not validated or rendered again.
     """
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str, str], tuple[tuple[Any, ...], Rendering | InvalidSpec]] = {}
+        self._entries: dict[RefKey, tuple[Any, tuple[tuple[RefKey, Any], ...], Rendering | InvalidSpec]] = {}
+        self._readers: dict[RefKey, set[RefKey]] = {}  # referenced object -> resources that read it
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[str, str, str], version: tuple[Any, ...]) -> Rendering | InvalidSpec | None:
+    def readers(self, key: RefKey) -> set[RefKey]:
+        """The resources whose last rendering read the object ``key`` (to reconcile when it changes)."""
+        return set(self._readers.get(key, ()))
+
+    def get(self, key: RefKey, version: Any, current: Callable[[RefKey], Any]) -> Rendering | InvalidSpec | None:
         entry = self._entries.get(key)
-        if entry is not None and entry[0] == version:
+        if entry is not None and entry[0] == version and all(current(ref) == seen for ref, seen in entry[1]):
             self.hits += 1
-            return entry[1]
+            return entry[2]
         self.misses += 1
         return None
 
-    def put(self, key: tuple[str, str, str], version: tuple[Any, ...], result: Rendering | InvalidSpec) -> None:
-        self._entries[key] = (version, result)
+    def put(
+        self, key: RefKey, version: Any, used: tuple[tuple[RefKey, Any], ...], result: Rendering | InvalidSpec
+    ) -> None:
+        self._forget(key)
+        self._entries[key] = (version, used, result)
+        for ref, _ in used:
+            self._readers.setdefault(ref, set()).add(key)
 
-    def retain(self, keys: set[tuple[str, str, str]]) -> None:
+    def _forget(self, key: RefKey) -> None:
+        old = self._entries.pop(key, None)
+        for ref, _ in old[1] if old else ():
+            readers = self._readers.get(ref)
+            if readers is not None:
+                readers.discard(key)
+                if not readers:
+                    del self._readers[ref]
+
+    def retain(self, keys: set[RefKey]) -> None:
         """Forget resources that no longer exist."""
         for key in [k for k in self._entries if k not in keys]:
-            del self._entries[key]
+            self._forget(key)
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
 class Renderer:
-    """Renders resources of every kind in a RuleSet; one per pass (it memoises references)."""
+    """Renders resources of every kind in a RuleSet; one per pass (it memoises references).
+
+    ``lookup`` finds custom resources of the loaded kinds; ``fetch`` any other object
+    a table references (a Secret), by apiVersion, kind, namespace and name."""
 
     def __init__(
         self,
         rules: RuleSet,
         *,
         lookup: Lookup,
+        fetch: Fetch | None = None,
         operator: Mapping[str, Any] | None = None,
         generate: Generator = random_token,
         cache: RenderCache | None = None,
     ) -> None:
         self.rules = rules
         self.lookup = lookup
+        self.fetch = fetch or (lambda api_version, kind, namespace, name: None)
         self.operator = dict(operator or {})
         self.generate = generate
         self.cache = cache
-        self._exports: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._exports: dict[RefKey, dict[str, Any] | ReferenceNotFound] = {}
+        self._kinds: dict[str, str] = {}  # kind -> apiVersion of referenced non-table kinds
+        self._used: dict[RefKey, Any] = {}
+
+    # --- what a rendering read -------------------------------------------------------
+
+    def _get(self, kind: str, api_version: str | None, namespace: str, name: str) -> Mapping[str, Any] | None:
+        key = (kind, namespace, name)
+        if kind in self.rules.tables:
+            target = self.lookup(kind, namespace, name)
+        else:
+            self._kinds[kind] = api_version or ""
+            target = self.fetch(api_version or "", kind, namespace, name)
+        self._used[key] = _version_of(target)
+        return target
+
+    def _current(self, key: RefKey) -> Any:
+        kind, namespace, name = key
+        if kind in self.rules.tables:
+            return _version_of(self.lookup(kind, namespace, name))
+        return _version_of(self.fetch(self._kinds.get(kind, ""), kind, namespace, name))
+
+    # --- rendering -------------------------------------------------------------------
 
     def render(self, resource: Mapping[str, Any]) -> Rendering:
         """Validate ``resource`` and render its children; raise InvalidSpec when it cannot be."""
-        version = self._version(resource) if self.cache is not None else None
-        if version is None:
-            return self._render(resource)
         metadata = resource["metadata"]
         key = (resource["kind"], metadata.get("namespace", "default"), metadata["name"])
-        cached = self.cache.get(key, version)  # type: ignore[union-attr]
-        if cached is None:
-            try:
-                cached = self._render(resource)
-            except InvalidSpec as error:
-                cached = error
-            self.cache.put(key, version, cached)  # type: ignore[union-attr]
-        if isinstance(cached, InvalidSpec):
-            raise cached
-        return cached
-
-    def _version(self, resource: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        """What a rendering of ``resource`` depends on (None: not cacheable).
-
-        The spec is covered by ``metadata.generation`` (status writes change the
-        resourceVersion but not the generation, and must not cost a re-render);
-        labels and annotations, which tables may read, are compared as they are.
-        """
-        table = self.rules.tables.get(resource["kind"])
-        if table is None:
-            return None
-        own = _content_version(resource)
-        if own is None:
-            return None
-        namespace = resource["metadata"].get("namespace", "default")
-        versions: list[Any] = [own]
-        for ref in table.references:
-            name = lookup(resource, ref.from_path)
-            target = None if name is UNSET else self.lookup(ref.kind, namespace, str(name))
-            versions.append(None if target is None else _content_version(target) or "?")
-        return tuple(versions)
+        version = _content_version(resource) if self.cache is not None else None
+        if version is not None:
+            cached = self.cache.get(key, version, self._current)  # type: ignore[union-attr]
+            if cached is not None:
+                if isinstance(cached, InvalidSpec):
+                    raise cached
+                return cached
+        self._used = {}
+        result: Rendering | InvalidSpec
+        try:
+            result = self._render(resource)
+        except InvalidSpec as error:
+            result = error
+        if version is not None:
+            self.cache.put(key, version, tuple(self._used.items()), result)  # type: ignore[union-attr]
+        if isinstance(result, InvalidSpec):
+            raise result
+        return result
 
     def _render(self, resource: Mapping[str, Any]) -> Rendering:
         table = self.rules.table(resource["kind"])
@@ -236,32 +284,48 @@ class Renderer:
             child = self._render_child(table, rule, resource, scope, namespace)
             rendered[rule.id] = child.body
             children.append(child)
-        return Rendering(table.kind, namespace, metadata["name"], scope["values"], children)
+        return Rendering(
+            table.kind, namespace, metadata["name"], scope["values"], children, tuple(self._used), scope
+        )
 
     def values(self, resource: Mapping[str, Any]) -> dict[str, Any]:
-        """The resource's named values (validating it first)."""
+        """The resource's named values (validating its spec and static checks first)."""
         table = self.rules.table(resource["kind"])
-        return self._scope(table, resource)["values"]
+        return self._scope(table, resource, references=False)["values"]
 
-    def _scope(self, table: Table, resource: Mapping[str, Any]) -> dict[str, Any]:
+    def _scope(self, table: Table, resource: Mapping[str, Any], *, references: bool = True) -> dict[str, Any]:
         validate_resource(table, resource)
         scope: dict[str, Any] = dict(resource)
         scope["operator"] = self.operator
+        values: dict[str, Any] = {}
+        origins: dict[str, str | None] = {}
+        scope["values"] = values
+        scope["_origins"] = origins
         refs: dict[str, Any] = {}
         scope["refs"] = refs
-        namespace = resource["metadata"].get("namespace", "default")
-        for ref in table.references:
-            name = lookup(scope, ref.from_path)
-            if name is UNSET:
-                continue
-            refs[ref.name] = self._exports_of(ref.kind, namespace, str(name), field=ref.field)
-        values: dict[str, Any] = {}
-        scope["values"] = values
         try:
             for name, source in table.values:
                 value = source.evaluate(scope, self.generate)
                 if value is not UNSET:
                     values[name] = value
+                    origins[name] = source.user_field(scope)
+            run_checks(table, scope, stage="static")
+            if not references:
+                return scope
+            namespace = resource["metadata"].get("namespace", "default")
+            for ref in table.references:
+                name = ref.source.evaluate(scope, self.generate)
+                if name is UNSET:
+                    continue
+                field = ref.source.origin(scope)
+                if ref.kind in self.rules.tables:
+                    refs[ref.name] = self._exports_of(ref.kind, namespace, str(name), field=field)
+                else:
+                    target = self._get(ref.kind, ref.api_version, namespace, str(name))
+                    if target is None:
+                        raise ReferenceNotFound([SpecProblem(field, f"{ref.kind} {namespace}/{name} does not exist")])
+                    refs[ref.name] = target
+            run_checks(table, scope, stage="refs")
             scope["labels"] = {
                 key: text for key, template in table.labels if (text := template.render(scope)) is not UNSET
             }
@@ -271,17 +335,23 @@ class Renderer:
 
     def _exports_of(self, kind: str, namespace: str, name: str, *, field: str) -> dict[str, Any]:
         key = (kind, namespace, name)
-        if key in self._exports:
-            return self._exports[key]
-        target = self.lookup(kind, namespace, name)
-        if target is None:
-            raise ReferenceNotFound([SpecProblem(field, f"{kind} {namespace}/{name} does not exist")])
-        try:
-            values = self.values(target)
-        except InvalidSpec as error:
-            raise ReferenceNotFound([SpecProblem(field, f"{kind} {namespace}/{name} is invalid ({error})")]) from None
-        exports = {k: values[k] for k in self.rules.table(kind).exports if k in values}
-        self._exports[key] = exports
+        target = self._get(kind, None, namespace, name)
+        if key not in self._exports:
+            if target is None:
+                missing = SpecProblem(field, f"{kind} {namespace}/{name} does not exist")
+                self._exports[key] = ReferenceNotFound([missing])
+            else:
+                try:
+                    values = self.values(target)
+                except InvalidSpec as error:
+                    self._exports[key] = ReferenceNotFound(
+                        [SpecProblem(field, f"{kind} {namespace}/{name} is invalid ({error})")]
+                    )
+                else:
+                    self._exports[key] = {k: values[k] for k in self.rules.table(kind).exports if k in values}
+        exports = self._exports[key]
+        if isinstance(exports, ReferenceNotFound):
+            raise ReferenceNotFound([SpecProblem(field, exports.problems[0].reason)])
         return exports
 
     def _render_child(
@@ -338,7 +408,8 @@ class Renderer:
             raise InvalidSpec([SpecProblem(error.field, error.reason)]) from None
 
         leaves = [leaf for leaf in flatten(body) if leaf[0] not in _IDENTITY]
-        if any(create_only for _, create_only in targets):
+        create_only = tuple(target for target, once in targets if once)
+        if create_only:
             leaves = [leaf for leaf in leaves if not _is_create_only(leaf[0], targets)]
         managed = encode_path_set([path for path, _ in leaves], units)
         metadata.setdefault("annotations", {})[MANAGED_FIELDS] = managed
@@ -354,7 +425,19 @@ class Renderer:
             managed=managed,
             owned=rule.owned,
             prune=rule.prune,
+            adopt=rule.adopt,
+            immutable=rule.immutable,
+            recreate=rule.recreate,
+            create_only=create_only,
+            origin=next((f for p in rule.name.paths if (f := field_origin(scope, p))), "metadata.name"),
         )
+
+
+def _version_of(obj: Mapping[str, Any] | None) -> Any:
+    """What identifies the content of a referenced object (None: it does not exist)."""
+    if obj is None:
+        return None
+    return _content_version(obj) or "?"
 
 
 def _content_version(resource: Mapping[str, Any]) -> tuple[Any, ...] | None:
@@ -385,7 +468,13 @@ def render_resources(
 ) -> list[tuple[Mapping[str, Any], Rendering | InvalidSpec]]:
     """Render a set of resources that reference each other (``eevee-operator render``)."""
     index = {(r["kind"], r["metadata"].get("namespace", "default"), r["metadata"]["name"]): r for r in resources}
-    renderer = Renderer(rules, lookup=lambda k, ns, n: index.get((k, ns, n)), operator=operator, generate=generate)
+    renderer = Renderer(
+        rules,
+        lookup=lambda k, ns, n: index.get((k, ns, n)),
+        fetch=lambda api_version, k, ns, n: index.get((k, ns, n)),
+        operator=operator,
+        generate=generate,
+    )
     out: list[tuple[Mapping[str, Any], Rendering | InvalidSpec]] = []
     for resource in resources:
         try:

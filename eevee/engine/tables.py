@@ -101,8 +101,11 @@ TABLE_SCHEMA: dict[str, Any] = {
         "valuesrules": {
             "type": "dict",
             "schema": {
-                "kind": {"type": "string", "required": True},
-                "fromFieldPath": {"type": "string", "required": True},
+                "kind": {"type": "string", "required": True, "regex": r"^[A-Z][A-Za-z0-9]*$"},
+                "apiVersion": {"type": "string", "regex": r"^([a-z0-9.-]+/)?v[0-9a-z]+$"},
+                "fromFieldPath": {"type": ["string", "list"], "schema": {"type": "string"}},
+                "format": {"type": "string"},
+                "when": _CONDITION,
             },
         },
     },
@@ -121,6 +124,9 @@ TABLE_SCHEMA: dict[str, Any] = {
                 "owned": {"type": "boolean"},
                 "prune": {"type": "boolean"},
                 "labels": _LABELS,
+                "adopt": {"type": "string", "allowed": ["always", "owned"]},
+                "immutable": {"type": "list", "schema": {"type": "string"}},
+                "onImmutableChange": {"type": "string", "allowed": ["recreate", "refuse"]},
                 "base": {"type": "dict"},
                 "patches": {"type": "list", "schema": _PATCH},
             },
@@ -198,6 +204,9 @@ class ChildRule:
     labels: tuple[tuple[str, Template], ...]
     base: Mapping[str, Any]
     patches: tuple[CompiledPatch, ...]
+    adopt: str = "always"  # "owned": take over an existing object only if an operator made it for us
+    immutable: tuple[Path, ...] = ()  # fields the API server refuses to change
+    recreate: bool = False  # an immutable field that must change: delete and create again
 
 
 @dataclass(frozen=True)
@@ -205,14 +214,19 @@ class Check:
     field: str
     rule: Condition
     message: str
+    stage: str = "static"  # "static": spec and values; "refs": also referenced objects; "live": also live children
 
 
 @dataclass(frozen=True)
 class Reference:
+    """Another object this resource points at: a custom resource with a table (its exports
+    are readable) or any other object (the whole object is readable)."""
+
     name: str
     kind: str
-    from_path: Path
-    field: str
+    api_version: str | None
+    source: Source
+    field: str  # the resource's field that names it, for messages
 
 
 @dataclass(frozen=True)
@@ -270,6 +284,21 @@ class RuleSet:
 
     def table(self, kind: str) -> Table:
         return self.tables[kind]
+
+    def kind_order(self) -> dict[str, int]:
+        """Kinds ranked so that a referenced kind comes before the kinds that reference it
+        (IpcConfigs before BotModules): a pass then creates what others wait for first."""
+        rank: dict[str, int] = {}
+
+        def depth(kind: str, trail: tuple[str, ...] = ()) -> int:
+            if kind not in rank:
+                refs = [r.kind for r in self.tables[kind].references if r.kind in self.tables and r.kind not in trail]
+                rank[kind] = 1 + max((depth(r, (*trail, kind)) for r in refs), default=-1)
+            return rank[kind]
+
+        for kind in self.tables:
+            depth(kind)
+        return rank
 
     def child_kinds(self) -> list[tuple[str, str]]:
         """Every (apiVersion, kind) any table renders, in a stable order."""
@@ -424,8 +453,8 @@ class _TableCompiler:
             if len(path) != 2 or path[1] not in self.value_names:
                 self.fail(rule, f"path {text} names no value defined above this rule")
         elif root == "refs":
-            if len(path) != 3 or path[1] not in self.reference_names:
-                self.fail(rule, f"path {text} names no reference (refs.<reference>.<exported value>)")
+            if len(path) < 3 or path[1] not in self.reference_names:
+                self.fail(rule, f"path {text} names no reference defined above this rule (refs.<reference>.<field>)")
             else:
                 self.deferred_ref_paths.append((rule, path))
         elif root == "labels":
@@ -438,7 +467,8 @@ class _TableCompiler:
             if len(path) < 2 or path[1] not in self.child_ids:
                 self.fail(rule, f"path {text} names no child rendered before this one")
         elif root == "live" and live:
-            if len(path) < 2 or path[1] not in self.child_ids:
+            ids = self.child_ids or [c.get("id") for c in self.doc.get("children", []) if isinstance(c, dict)]
+            if len(path) < 2 or path[1] not in ids:
                 self.fail(rule, f"path {text} names no child of this table")
         else:
             allowed = "metadata, spec, values, refs, labels, operator" + (", children" if children else "")
@@ -515,28 +545,6 @@ class _TableCompiler:
         except cerberus.SchemaError as error:
             self.fail("schema", f"not a valid cerberus schema: {error}")
 
-        checks = []
-        for index, check in enumerate(doc.get("checks", [])):
-            rule = f"checks[{index}]"
-            compiled = self.condition(rule, check["rule"])
-            try:
-                self.check_path(rule, parse_path(check["field"]))
-            except PathError as error:
-                self.fail(rule, str(error))
-            if compiled is not None:
-                checks.append(Check(check["field"], compiled, check["message"]))
-
-        references = []
-        for name, ref in doc.get("references", {}).items():
-            rule = f"references.{name}"
-            try:
-                path = parse_path(ref["fromFieldPath"])
-                self.check_path(rule, path)
-                references.append(Reference(name, ref["kind"], path, ref["fromFieldPath"]))
-            except PathError as error:
-                self.fail(rule, str(error))
-            self.reference_names.append(name)
-
         values = []
         for name, spec in doc.get("values", {}).items():
             compiled = self.source(f"values.{name}", spec)
@@ -545,6 +553,32 @@ class _TableCompiler:
             elif compiled is not None:
                 values.append((name, compiled))
             self.value_names.append(name)
+
+        references = []
+        for name, ref in doc.get("references", {}).items():
+            rule = f"references.{name}"
+            if ("fromFieldPath" in ref) == ("format" in ref):
+                self.fail(rule, "needs exactly one of fromFieldPath, format (the name of the object)")
+            else:
+                source = self.source(rule, {k: v for k, v in ref.items() if k in ("fromFieldPath", "format", "when")})
+                if source is not None:
+                    names = ref.get("fromFieldPath") or ref["format"]
+                    field = names[0] if isinstance(names, list) else names
+                    references.append(Reference(name, ref["kind"], ref.get("apiVersion"), source, field))
+            self.reference_names.append(name)
+
+        checks = []
+        for index, check in enumerate(doc.get("checks", [])):
+            rule = f"checks[{index}]"
+            compiled = self.condition(rule, check["rule"], live=True)
+            try:
+                self.check_path(rule, parse_path(check["field"]))
+            except PathError as error:
+                self.fail(rule, str(error))
+            if compiled is not None:
+                roots = {path[0] for path in condition_paths(check["rule"])}
+                stage = "live" if "live" in roots else "refs" if "refs" in roots else "static"
+                checks.append(Check(check["field"], compiled, check["message"], stage))
 
         exports = tuple(doc.get("exports", []))
         for name in exports:
@@ -567,6 +601,14 @@ class _TableCompiler:
                     patches.append(compiled)
             labels = self.labels(f"{rule}.labels", child.get("labels", {}))
             owned = child.get("owned", True)
+            immutable = []
+            for text in child.get("immutable", []):
+                try:
+                    immutable.append(parse_path(text))
+                except PathError as error:
+                    self.fail(f"{rule}.immutable", str(error))
+            if "onImmutableChange" in child and not immutable:
+                self.fail(f"{rule}.onImmutableChange", "names no immutable fields (immutable: [...])")
             if name is not None:
                 children.append(
                     ChildRule(
@@ -580,6 +622,9 @@ class _TableCompiler:
                         labels=labels,
                         base=child.get("base", {}),
                         patches=tuple(patches),
+                        adopt=child.get("adopt", "always"),
+                        immutable=tuple(immutable),
+                        recreate=child.get("onImmutableChange") == "recreate",
                     )
                 )
             self.child_ids.append(child["id"])
@@ -648,27 +693,20 @@ def _check_references(tables: Mapping[str, Table]) -> list[tuple[str, str, str]]
     problems: list[tuple[str, str, str]] = []
     for table in tables.values():
         for ref in table.references:
-            if ref.kind not in tables:
-                problems.append((table.file, f"references.{ref.name}", f"no table is loaded for kind {ref.kind}"))
+            if ref.kind not in tables and ref.api_version is None:
+                problems.append(
+                    (
+                        table.file,
+                        f"references.{ref.name}",
+                        f"no table is loaded for kind {ref.kind}; a reference to another kind needs its apiVersion",
+                    )
+                )
         by_name = {ref.name: ref for ref in table.references}
         for rule, path in table.ref_uses:
-            ref = by_name[str(path[1])]
-            target = tables.get(ref.kind)
-            if target is not None and path[2] not in target.exports:
+            ref = by_name.get(str(path[1]))
+            target = tables.get(ref.kind) if ref is not None else None
+            if target is not None and (len(path) != 3 or path[2] not in target.exports):
                 problems.append(
                     (table.file, rule, f"path {format_path(path)}: {ref.kind} exports no value {path[2]!r}")
                 )
-    if problems:
-        return problems
-    # A reference cycle (A needs B's exports, B needs A's) can never be rendered.
-    for start in tables:
-        stack = [(start, (start,))]
-        while stack:
-            kind, trail = stack.pop()
-            for ref in tables[kind].references:
-                if ref.kind == start:
-                    cycle = " -> ".join((*trail, start))
-                    problems.append((tables[start].file, f"references.{ref.name}", f"reference cycle: {cycle}"))
-                elif ref.kind not in trail:
-                    stack.append((ref.kind, (*trail, ref.kind)))
     return problems

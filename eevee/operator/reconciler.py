@@ -20,7 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from eevee.engine.diff import managed_patch
-from eevee.engine.render import CHILD_LABEL, DesiredChild, InvalidSpec, Renderer, Rendering
+from eevee.engine.paths import format_path, get
+from eevee.engine.render import (
+    CHILD_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    DesiredChild,
+    InvalidSpec,
+    Renderer,
+    Rendering,
+    run_checks,
+)
 from eevee.engine.status import Problem, compute_status, gauge_samples, status_changed
 from eevee.engine.tables import RuleSet, Table
 from eevee.kube.client import JSON_PATCH, MERGE_PATCH, Kube, KubeError, plural_of
@@ -67,7 +77,10 @@ class Reconciler:
         self.dry_run = dry_run
 
     def renderer(self, rules: RuleSet, snapshot: Snapshot, cache: Any = None) -> Renderer:
-        return Renderer(rules, lookup=snapshot.lookup, operator=self.operator_scope, cache=cache)
+        def fetch(api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+            return snapshot.fetch(self.kube, api_version, kind, namespace, name)
+
+        return Renderer(rules, lookup=snapshot.lookup, fetch=fetch, operator=self.operator_scope, cache=cache)
 
     # --- one resource ------------------------------------------------------------------
 
@@ -85,15 +98,27 @@ class Reconciler:
             return outcome  # being deleted: garbage collection takes the children
         try:
             rendering = renderer.render(resource)
-        except InvalidSpec as error:
-            outcome.result = "invalid"
-            self._status(table, resource, renderer, snapshot, set(), Problem(error.reason, str(error)), outcome, where)
-            self.metrics.errors.labels(kind, error.reason).inc()
+            live = self._live_children(rendering, snapshot)
+            if any(check.stage == "live" for check in table.checks):
+                run_checks(table, {**(rendering.scope or {}), "live": live}, stage="live")
+        except (InvalidSpec, KubeError) as error:
+            problem = (
+                Problem(error.reason, str(error))
+                if isinstance(error, InvalidSpec)
+                else Problem("ReconcileFailed", f"reading what {where['resource_name']} references: {error}")
+            )
+            outcome.result = "invalid" if isinstance(error, InvalidSpec) else "error"
+            self._status(table, resource, renderer, snapshot, set(), problem, outcome, where)
+            self.metrics.errors.labels(kind, problem.reason).inc()
             self._finish(kind, outcome, started)
             return outcome
         try:
             self._children(resource, table, rendering, snapshot, outcome, where)
             problem = None
+        except Refused as refusal:
+            outcome.result = "invalid"
+            problem = Problem(refusal.reason, refusal.message)
+            self.metrics.errors.labels(kind, refusal.reason).inc()
         except KubeError as error:
             outcome.result = "error"
             outcome.error = error
@@ -120,6 +145,15 @@ class Reconciler:
         self._finish(kind, outcome, started)
         return outcome
 
+    @staticmethod
+    def _live_children(rendering: Rendering, snapshot: Snapshot) -> dict[str, Obj]:
+        live: dict[str, Obj] = {}
+        for child in rendering.children:
+            found = snapshot.child(child.kind, child.namespace, child.name)
+            if found is not None:
+                live[child.id] = found
+        return live
+
     def _finish(self, kind: str, outcome: Outcome, started: float) -> None:
         seconds = time.monotonic() - started
         self.metrics.reconciles.labels(kind, outcome.result).inc()
@@ -137,8 +171,13 @@ class Reconciler:
         where: dict[str, str],
     ) -> None:
         changed: list[str] = []
+        failures: list[KubeError | Refused] = []
         for child in rendering.children:
-            action = self._apply(resource, child, snapshot, outcome)
+            try:
+                action = self._apply(resource, child, snapshot, outcome)
+            except (KubeError, Refused) as error:  # the other children still converge
+                failures.append(error)
+                continue
             if action:
                 changed.append(f"{action} {child.kind} {child.name}")
                 log.info("%s %s %s", action, child.kind, child.name, extra=where)
@@ -154,6 +193,10 @@ class Reconciler:
             outcome.result = "changed"
             if not self.dry_run:
                 self.events.record(resource, "Normal", "Reconciled", "; ".join(changed))
+        # A transient API error is retried with backoff; a refusal waits for a change.
+        transient = [f for f in failures if isinstance(f, KubeError)]
+        if transient or failures:
+            raise (transient or failures)[0]
 
     @staticmethod
     def _prunable(table: Table, live: Obj) -> bool:
@@ -173,17 +216,27 @@ class Reconciler:
             except KubeError as error:
                 if error.code != 409 or error.reason != "AlreadyExists":
                     raise
-                # It exists but was not in our list (made by someone else, or before our label):
-                # adopt it, unless another controller owns it.
+                # It exists but was not in our list (made by our predecessor, by Helm, by
+                # hand, or before our label): adopt it, as far as the table allows.
                 live = self.kube.get(child.api_version, plural, child.namespace, child.name)
-                self._check_ownership(resource, live)
+                _fill(live, child)
+                self._check_ownership(resource, live, child)
             else:
                 _fill(created, child)
                 snapshot.put_child(created)
                 self.metrics.writes.labels(child.kind, "create").inc()
                 return "created"
         else:
-            self._check_ownership(resource, live)
+            self._check_ownership(resource, live, child)
+        changed = _immutable_change(child, live)
+        if changed is not None:
+            if not child.recreate:
+                raise Refused(
+                    "ImmutableFieldChanged",
+                    f"{child.kind} {child.name}: {changed} cannot be changed once the object exists, and the rule "
+                    "table does not allow re-creating it",
+                )
+            return self._recreate(child, live, changed, snapshot, outcome)
         patch = managed_patch(child, live)
         if patch is None:
             return None
@@ -213,16 +266,39 @@ class Reconciler:
         return "updated"
 
     @staticmethod
-    def _check_ownership(resource: Obj, live: Obj) -> None:
+    def _check_ownership(resource: Obj, live: Obj, child: DesiredChild) -> None:
+        """Another controller's object is never taken; with ``adopt: owned`` neither is an
+        object no operator made for this resource (a user's own Secret)."""
         uid = resource["metadata"].get("uid")
-        for ref in live["metadata"].get("ownerReferences") or []:
+        kind, name = live["kind"], live["metadata"]["name"]
+        references = live["metadata"].get("ownerReferences") or []
+        for ref in references:
             if ref.get("controller") and ref.get("uid") != uid:
-                kind, name = live["kind"], live["metadata"]["name"]
-                raise KubeError(
-                    409,
+                raise Refused(
                     "OwnedByAnother",
-                    f"{kind} {name} already exists and is controlled by {ref.get('kind')} {ref.get('name')}",
+                    f"{child.origin}: {kind} {name} already exists and is controlled by "
+                    f"{ref.get('kind')} {ref.get('name')}; it is left alone",
                 )
+        ours = (live["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
+        if child.adopt == "owned" and not ours and not any(ref.get("uid") == uid for ref in references):
+            raise Refused(
+                "AdoptionRefused",
+                f"{child.origin}: {kind} {name} already exists and was not made by the operator, so it is "
+                "left alone (nothing of it is changed); use another name, or delete it to have one created",
+            )
+
+    def _recreate(self, child: DesiredChild, live: Obj, changed: str, snapshot: Snapshot, outcome: Outcome) -> str:
+        """Delete and create again: the table allows it for a child whose immutable field must change."""
+        log.info("re-creating %s %s: %s cannot be changed in place", child.kind, child.name, changed)
+        self._delete(live, snapshot, outcome)
+        if self.dry_run:
+            outcome.writes.append(PlannedWrite("create", child.kind, child.namespace, child.name, child.body))
+            return "re-created"
+        created = self.kube.create(child.api_version, plural_of(child.kind), child.namespace, child.body)
+        _fill(created, child)
+        snapshot.put_child(created)
+        self.metrics.writes.labels(child.kind, "create").inc()
+        return "re-created"
 
     def _delete(self, live: Obj, snapshot: Snapshot, outcome: Outcome) -> None:
         kind, namespace, name = key_of(live)
@@ -251,14 +327,9 @@ class Reconciler:
         where: dict[str, str],
         rendering: Rendering | None = None,
     ) -> None:
-        scope: dict[str, Any] = dict(resource)
-        scope["values"] = rendering.values if rendering is not None else {}
-        live: dict[str, Obj] = {}
-        if rendering is not None:
-            for child in rendering.children:
-                found = snapshot.child(child.kind, child.namespace, child.name)
-                if found is not None:
-                    live[child.id] = found
+        scope: dict[str, Any] = dict(rendering.scope or resource) if rendering is not None else dict(resource)
+        scope.setdefault("values", {})
+        live = self._live_children(rendering, snapshot) if rendering is not None else {}
         previous = resource.get("status") or {}
         status = compute_status(
             table, scope, live, rendered=rendered, problem=problem, previous=previous, now=rfc3339_now()
@@ -292,6 +363,25 @@ class Reconciler:
         snapshot.put_resource(updated)
         if old.get("status") != new["status"] or old.get("reason") != new["reason"]:
             log.info("Ready=%s (%s): %s", new["status"], new["reason"], new["message"], extra=where)
+
+
+class Refused(Exception):
+    """A child the operator will not touch as things are (adoption refused, immutable field);
+    reported on the resource like an invalid spec, retried only when something changes."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def _immutable_change(child: DesiredChild, live: Obj) -> str | None:
+    """The first immutable field whose rendered value differs from the live one."""
+    for path in child.immutable:
+        desired, actual = get(child.body, path, None), get(live, path, None)
+        if desired is not None and actual is not None and desired != actual:
+            return format_path(path)
+    return None
 
 
 def _fill(obj: Obj, child: DesiredChild) -> None:

@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from eevee.engine.expressions import UNSET, lookup
 from eevee.engine.render import MANAGED_BY, MANAGED_BY_LABEL, RenderCache
 from eevee.engine.tables import RuleSet
 from eevee.kube.client import Kube, KubeError, plural_of
@@ -222,7 +221,7 @@ class Runner:
         self._watch_versions.update(snapshot.versions)
         self._discard_events()  # the fresh lists already hold what the queued events said
         renderer = self.reconciler.renderer(self.rules, snapshot, self.cache)
-        for resource in list(snapshot.sorted_resources()):
+        for resource in list(snapshot.sorted_resources(self.rules.kind_order())):
             if self.stop.is_set():
                 break
             if self.backoff.ready(key_of(resource)):
@@ -348,6 +347,8 @@ class Runner:
                 owner = self._child_event(type_, obj)
                 if owner is not None:
                     keys[owner] = None
+                for reader in self.cache.readers(key):  # e.g. modules reading their token Secret
+                    keys[reader] = None
                 continue
             current = self.snapshot.resources.get(key)
             if type_ == "DELETED":
@@ -358,8 +359,8 @@ class Runner:
             else:
                 self.snapshot.put_resource(obj)
                 keys[key] = None
-            for dependent in self._referencing(obj):
-                keys[dependent] = None
+            for reader in self.cache.readers(key):  # resources whose rendering read this one
+                keys[reader] = None
         if not keys:
             return
         renderer = self.reconciler.renderer(self.rules, self.snapshot, self.cache)
@@ -386,27 +387,6 @@ class Runner:
             if owner is not None:
                 return owner
         return None
-
-    def _referencing(self, obj: Obj) -> list[Key]:
-        """Resources whose tables reference ``obj`` by name (a BotModule's IpcConfig)."""
-        out = []
-        namespace, name = obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
-        for table in self.rules.tables.values():
-            refs = [ref for ref in table.references if ref.kind == obj["kind"]]
-            if not refs:
-                continue
-            for key, resource in self.snapshot.resources.items():
-                if (
-                    key[0] == table.kind
-                    and key[1] == namespace
-                    and any(
-                        lookup(resource, r.from_path) not in (UNSET, None)
-                        and str(lookup(resource, r.from_path)) == name
-                        for r in refs
-                    )
-                ):
-                    out.append(key)
-        return out
 
     # --- rule reloads ----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from eevee.engine.render import MANAGED_BY, MANAGED_BY_LABEL
 from eevee.engine.tables import RuleSet
-from eevee.kube.client import Kube, plural_of
+from eevee.kube.client import Kube, KubeError, plural_of
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str]  # (kind, namespace, name)
@@ -33,6 +33,7 @@ class Snapshot:
     owned: dict[str, dict[Key, Obj]] = field(default_factory=dict)  # owner uid -> children
     versions: dict[tuple[str, str | None], str] = field(default_factory=dict)  # (kind, namespace) -> list version
     uids: dict[str, Key] = field(default_factory=dict)  # custom resource uid -> key
+    fetched: dict[Key, Obj | None] = field(default_factory=dict)  # other referenced objects, read this pass
 
     # --- custom resources ---
 
@@ -52,9 +53,30 @@ class Snapshot:
     def by_uid(self, uid: str) -> Key | None:
         return self.uids.get(uid)
 
-    def sorted_resources(self) -> Iterator[Obj]:
-        for key in sorted(self.resources):
+    def sorted_resources(self, order: dict[str, int] | None = None) -> Iterator[Obj]:
+        """Resources in a stable order; with ``order``, referenced kinds first."""
+        rank = order or {}
+        for key in sorted(self.resources, key=lambda k: (rank.get(k[0], 0), k)):
             yield self.resources[key]
+
+    def fetch(self, kube: Kube, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
+        """An object a table references: a listed child, else one GET per pass (None: absent)."""
+        key = (kind, namespace, name)
+        found = self.children.get(key)
+        if found is not None:
+            return found
+        if key not in self.fetched:
+            try:
+                obj = kube.get(api_version, plural_of(kind), namespace, name)
+            except KubeError as error:
+                if error.code != 404:
+                    raise
+                obj = None
+            else:
+                obj.setdefault("apiVersion", api_version)
+                obj.setdefault("kind", kind)
+            self.fetched[key] = obj
+        return self.fetched[key]
 
     # --- children ---
 

@@ -18,7 +18,7 @@ import re
 import threading
 from typing import Any
 
-from eevee.engine.quantity import canonical_quantity
+from eevee.standin import quantity
 from eevee.standin.registry import ResourceType
 from eevee.standin.schema import Cause
 
@@ -46,7 +46,7 @@ def _canonical(resources: dict[str, Any] | None, path: str, causes: list[Cause])
             continue
         for key, value in values.items():
             try:
-                values[key] = canonical_quantity(value)
+                values[key] = quantity.parse(value).text
             except ValueError:
                 field = f"{path}.{section}[{key}]"
                 causes.append(
@@ -184,31 +184,125 @@ def _config_keys(keys: list[str], causes: list[Cause]) -> None:
             )
 
 
-class DecodeError(ValueError):
-    """A body the real server could not even decode into its Go type (400, not 422)."""
+MAX_DATA_BYTES = 1024 * 1024  # a ConfigMap's or Secret's data, keys included (core.MaxSecretSize)
+_PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+_PROBE_COUNTS = ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold")
+_ENUMS = {
+    "imagePullPolicy": ("Always", "IfNotPresent", "Never"),
+    "restartPolicy": ("Always", "OnFailure", "Never"),
+    "protocol": ("TCP", "UDP", "SCTP"),
+}
 
 
-_INT32_FIELDS = {"Deployment": ("replicas", "minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds")}
+def _invalid(field: str, value: Any, message: str) -> Cause:
+    return Cause("FieldValueInvalid", field, f"{field}: Invalid value: {json.dumps(value)}: {message}")
 
 
-def check_types(rt: ResourceType, obj: dict[str, Any]) -> None:
-    """The integer fields of built-in specs, which the real server refuses to decode otherwise."""
-    spec = obj.get("spec")
-    for field in _INT32_FIELDS.get(rt.kind, ()):
-        value = spec.get(field) if isinstance(spec, dict) else None
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise DecodeError(
-                f"{rt.kind} in version \"{rt.version}\" cannot be handled as a {rt.kind}: json: cannot unmarshal "
-                f"{type(value).__name__} into Go struct field {rt.kind}Spec.spec.{field} of type int32"
-            )
+def _unsupported(field: str, value: Any, allowed: tuple[str, ...]) -> Cause:
+    supported = ", ".join(json.dumps(a) for a in allowed)
+    return Cause("FieldValueNotSupported", field, f"{field}: Unsupported value: {json.dumps(value)}: supported values: {supported}")
+
+
+def _validate_probe(probe: Any, path: str, *, liveness_like: bool, causes: list[Cause]) -> None:
+    """core/validation validateProbe: one handler, counts not negative, liveness/startup success 1."""
+    if not isinstance(probe, dict):
+        return
+    handlers = [h for h in _PROBE_HANDLERS if probe.get(h) is not None]
+    if not handlers:
+        causes.append(Cause("FieldValueRequired", path, f"{path}: Required value: must specify a handler type"))
+    elif len(handlers) > 1:
+        causes.append(Cause("FieldValueForbidden", path, f"{path}: Forbidden: may not specify more than 1 handler type"))
+    for field in _PROBE_COUNTS:
+        value = probe.get(field)
+        if isinstance(value, int) and value < 0:
+            causes.append(_invalid(f"{path}.{field}", value, "must be greater than or equal to 0"))
+    if liveness_like and probe.get("successThreshold") not in (None, 1):
+        causes.append(_invalid(f"{path}.successThreshold", probe["successThreshold"], "must be 1"))
+
+
+def _validate_resources(resources: Any, path: str, causes: list[Cause]) -> None:
+    if not isinstance(resources, dict):
+        return
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+    for section, values in (("limits", limits), ("requests", requests)):
+        for name, raw in values.items():
+            try:
+                if quantity.parse(raw).value < 0:
+                    causes.append(_invalid(f"{path}.{section}[{name}]", raw, "must be greater than or equal to 0"))
+            except ValueError:
+                continue  # reported by defaulting (canonical form)
+    for name, raw in requests.items():
+        if name not in limits:
+            continue
+        try:
+            if quantity.parse(raw).value > quantity.parse(limits[name]).value:
+                causes.append(
+                    _invalid(f"{path}.requests", raw, f"must be less than or equal to {name} limit of {limits[name]}")
+                )
+        except ValueError:
+            continue
+
+
+def validate_pod_spec(spec: Any, path: str, causes: list[Cause]) -> None:
+    """What core/validation checks of a pod spec that a controller can get wrong."""
+    if not isinstance(spec, dict):
+        return
+    if spec.get("restartPolicy") not in (None, *_ENUMS["restartPolicy"]):
+        causes.append(_unsupported(f"{path}.restartPolicy", spec["restartPolicy"], _ENUMS["restartPolicy"]))
+    for kind in ("initContainers", "containers"):
+        for index, container in enumerate(spec.get(kind) or []):
+            if not isinstance(container, dict):
+                continue
+            where = f"{path}.{kind}[{index}]"
+            image = container.get("image")
+            if isinstance(image, str) and image != image.strip():
+                causes.append(_invalid(f"{where}.image", image, "must not have leading or trailing whitespace"))
+            policy = container.get("imagePullPolicy")
+            if policy is not None and policy not in _ENUMS["imagePullPolicy"]:
+                causes.append(_unsupported(f"{where}.imagePullPolicy", policy, _ENUMS["imagePullPolicy"]))
+            for number, port in enumerate(container.get("ports") or []):
+                value = port.get("containerPort") if isinstance(port, dict) else None
+                if isinstance(value, int) and not 1 <= value <= 65535:
+                    causes.append(_invalid(f"{where}.ports[{number}].containerPort", value, "must be between 1 and 65535, inclusive"))
+                if isinstance(port, dict) and port.get("protocol") not in (None, *_ENUMS["protocol"]):
+                    causes.append(_unsupported(f"{where}.ports[{number}].protocol", port["protocol"], _ENUMS["protocol"]))
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                _validate_probe(container.get(probe), f"{where}.{probe}", liveness_like=probe != "readinessProbe", causes=causes)
+            _validate_resources(container.get("resources"), f"{where}.resources", causes)
+
+
+def _data_size(obj: dict[str, Any], *, secret: bool) -> int:
+    size = 0
+    for key, value in (obj.get("data") or {}).items():
+        if secret:
+            try:
+                size += len(key) + len(base64.b64decode(str(value)))
+            except (binascii.Error, ValueError):
+                size += len(key) + len(str(value))
+        else:
+            size += len(key) + len(str(value).encode())
+    for key, value in (obj.get("binaryData") or {}).items():
+        try:
+            size += len(key) + len(base64.b64decode(str(value)))
+        except (binascii.Error, ValueError):
+            size += len(key) + len(str(value))
+    return size
+
+
+def _size_limit(obj: dict[str, Any], *, secret: bool, causes: list[Cause]) -> None:
+    if _data_size(obj, secret=secret) > MAX_DATA_BYTES:
+        causes.append(Cause("FieldValueTooLong", "data", f"data: Too long: may not be more than {MAX_DATA_BYTES} bytes"))
 
 
 def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     """Built-in checks after defaulting; ``old`` is the stored object on update."""
     causes: list[Cause] = []
     kind = rt.kind
+    if kind == "Pod":
+        validate_pod_spec(obj.get("spec"), "spec", causes)
     if kind == "Deployment":
         spec = obj.get("spec") or {}
+        validate_pod_spec((spec.get("template") or {}).get("spec"), "spec.template.spec", causes)
         selector = spec.get("selector")
         labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
         if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
@@ -287,6 +381,20 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
                 s.pop("volumeAttributesClassName", None)
                 return s
 
+            was = (((old.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
+            now = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+            try:
+                shrunk = was is not None and now is not None and quantity.parse(now).value < quantity.parse(was).value
+            except ValueError:
+                shrunk = False
+            if shrunk:
+                causes.append(
+                    Cause(
+                        "FieldValueForbidden",
+                        "spec.resources.requests.storage",
+                        "spec.resources.requests.storage: Forbidden: field can not be less than previous value",
+                    )
+                )
             if frozen(old.get("spec")) != frozen(spec):
                 causes.append(
                     Cause(
@@ -297,6 +405,7 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
                 )
     elif kind == "Secret":
         _config_keys(list(obj.get("data") or {}), causes)
+        _size_limit(obj, secret=True, causes=causes)
         for key, value in (obj.get("data") or {}).items():
             try:
                 base64.b64decode(str(value), validate=True)
@@ -318,6 +427,7 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
             )
     elif kind == "ConfigMap":
         _config_keys(list(obj.get("data") or {}) + list(obj.get("binaryData") or {}), causes)
+        _size_limit(obj, secret=False, causes=causes)
     elif kind == "Service":
         spec = obj.get("spec") or {}
         if spec.get("type", "ClusterIP") != "ExternalName" and not spec.get("ports"):

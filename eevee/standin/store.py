@@ -18,13 +18,14 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from eevee.standin import builtins, schema
+from eevee.standin.openapi import OpenApiSchemas
 from eevee.standin.registry import Registry, ResourceType
 from eevee.standin.schema import Cause
 from eevee.standin.selectors import Predicate
-from eevee.timestamps import rfc3339_now
 
 Key = tuple[str, str]  # (group, plural)
 Obj = dict[str, Any]
@@ -97,7 +98,7 @@ def conflict(rt: ResourceType, name: str) -> ApiError:
 
 
 def now() -> str:
-    return rfc3339_now()
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # metav1.Time: RFC 3339, seconds
 
 
 class Event(NamedTuple):
@@ -125,6 +126,25 @@ class Validation:
             raise ApiError(400, "BadRequest", "strict decoding error: " + ", ".join(messages))
         if self.mode == "Warn":
             self.warnings.extend(messages)
+
+
+_OPENAPI = OpenApiSchemas()
+
+
+def _drop(obj: Obj, fields: list[tuple[tuple[Any, ...], str]]) -> None:
+    """Remove fields the kind does not have, as the server's decoder does."""
+    for path, field in fields:
+        node: Any = obj
+        for part in path:
+            node = node[part]
+        node.pop(field, None)
+
+
+def _dotted(path: tuple[Any, ...], field: str) -> str:
+    text = ""
+    for part in (*path, field):
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
 def _without(obj: Obj, *keys: str) -> Obj:
@@ -191,10 +211,14 @@ class Store:
                 for field in ("clusterIP", "clusterIPs"):
                     if field not in spec and field in old_spec:
                         spec[field] = old_spec[field]
-            try:
-                builtins.check_types(rt, obj)
-            except builtins.DecodeError as error:
-                raise ApiError(400, "BadRequest", str(error)) from None
+            findings = _OPENAPI.check(rt.api_version, rt.kind, obj)
+            if findings.decode_error:
+                raise ApiError(400, "BadRequest", findings.decode_error)
+            if findings.unknown:
+                _drop(obj, findings.unknown)
+                if validation is not None:
+                    validation.unknown([_dotted(path, field) for path, field in findings.unknown])
+            causes.extend(findings.causes)
             causes.extend(builtins.default(rt, obj))
             causes.extend(builtins.validate(rt, obj, old))
         if old is None:

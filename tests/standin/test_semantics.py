@@ -415,3 +415,99 @@ def test_deployment_controller_reports_readiness_and_creates_nothing(api, standi
     status = eventually(stuck)
     assert status.unavailable_replicas == 2
     assert {c.type: c.reason for c in status.conditions}["Progressing"] == "ProgressDeadlineExceeded"
+
+
+# --- the real server's validation of built-in kinds ----------------------------------------
+
+
+def _refused(call_, *args):
+    with pytest.raises(client.ApiException) as caught:
+        call_(*args)  # noqa: B023
+    return caught.value.status, status_of(caught.value)["message"]
+
+
+def test_types_and_integer_ranges_come_from_the_openapi_schemas(api):
+    """A real server cannot decode these into its Go types and answers 400 BadRequest
+    ("json: cannot unmarshal ..."), before any validation. Raw requests: the typed client
+    would refuse them itself."""
+    deployments = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
+    too_many = deployment()
+    too_many["spec"]["replicas"] = 2147483648  # int32
+    code, message = _refused(call, api, "POST", deployments, too_many)
+    assert code == 400 and "cannot unmarshal number 2147483648" in message and "replicas of type int32" in message
+    not_a_list = deployment()
+    not_a_list["spec"]["template"]["spec"]["containers"][0]["startupProbe"] = {"exec": {"command": "not-a-list"}}
+    code, message = _refused(call, api, "POST", deployments, not_a_list)
+    assert code == 400 and "cannot unmarshal string" in message and "command" in message
+    not_a_map = {"metadata": {"name": "c"}, "data": ["a"]}
+    code, message = _refused(call, api, "POST", f"/api/v1/namespaces/{NAMESPACE}/configmaps", not_a_map)
+    assert code == 400 and "data of type map" in message
+
+
+def test_unknown_fields_of_built_in_kinds_are_dropped(api):
+    """A real server's decoder drops fields a built-in type does not have (Ignore, the API
+    default), warns with fieldValidation=Warn and refuses with Strict (kubectl's default)."""
+    body = deployment()
+    body["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "Always"  # a typo
+    stored = call(api, "POST", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments", body)
+    assert "imagePullPolcy" not in stored["spec"]["template"]["spec"]["containers"][0]
+    body["metadata"]["name"] = "strict"
+    with pytest.raises(client.ApiException) as caught:
+        call(api, "POST", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments", body, query=[("fieldValidation", "Strict")])
+    assert caught.value.status == 400
+    assert 'unknown field "spec.template.spec.containers[0].imagePullPolcy"' in status_of(caught.value)["message"]
+
+
+def test_probes_resources_images_and_enums_are_validated_as_the_api_server_does(api):
+    """core/validation's answers (422 Invalid), one cause each, with the field path."""
+    apps = client.AppsV1Api(api)
+    body = deployment()
+    body["spec"]["template"]["spec"]["containers"][0].update(
+        image=" nginx:1.27",
+        imagePullPolicy="Sometimes",
+        startupProbe={"exec": {"command": ["true"]}, "periodSeconds": -3},
+        livenessProbe={"httpGet": {"path": "/", "port": 80}, "tcpSocket": {"port": 80}, "successThreshold": 2},
+        readinessProbe={"periodSeconds": 5},
+        resources={"requests": {"cpu": "2"}, "limits": {"cpu": "1"}},
+    )
+    code, message = _refused(apps.create_namespaced_deployment, NAMESPACE, body)
+    container = "spec.template.spec.containers[0]"
+    assert code == 422
+    for expected in (
+        f'{container}.image: Invalid value: " nginx:1.27": must not have leading or trailing whitespace',
+        f'{container}.imagePullPolicy: Unsupported value: "Sometimes"',
+        f"{container}.startupProbe.periodSeconds: Invalid value: -3: must be greater than or equal to 0",
+        f"{container}.livenessProbe: Forbidden: may not specify more than 1 handler type",
+        f"{container}.livenessProbe.successThreshold: Invalid value: 2: must be 1",
+        f"{container}.readinessProbe: Required value: must specify a handler type",
+        f'{container}.resources.requests: Invalid value: "2": must be less than or equal to cpu limit of 1',
+    ):
+        assert expected in message, expected
+
+
+def test_config_map_and_secret_data_is_at_most_1_mib(api):
+    """core.MaxSecretSize: a real server answers 422 "Too long" past 1 MiB of data (keys included)."""
+    core = client.CoreV1Api(api)
+    at_limit = "x" * (1024 * 1024 - len("config.yaml"))
+    core.create_namespaced_config_map(NAMESPACE, {"metadata": {"name": "fits"}, "data": {"config.yaml": at_limit}})
+    code, message = _refused(
+        core.create_namespaced_config_map, NAMESPACE, {"metadata": {"name": "big"}, "data": {"config.yaml": at_limit + "x"}}
+    )
+    assert code == 422 and "Too long: may not be more than 1048576 bytes" in message
+    import base64
+
+    big = base64.b64encode(b"\0" * (1024 * 1024)).decode()
+    code, message = _refused(core.create_namespaced_secret, NAMESPACE, {"metadata": {"name": "big"}, "data": {"k": big}})
+    assert code == 422 and "Too long" in message
+
+
+def test_a_claim_cannot_shrink(api):
+    """A real server refuses a smaller storage request (422 Forbidden) and allows growing."""
+    core = client.CoreV1Api(api)
+    core.create_namespaced_persistent_volume_claim(
+        NAMESPACE, {"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    )
+    code, message = _refused(
+        core.patch_namespaced_persistent_volume_claim, "data", NAMESPACE, {"spec": {"resources": {"requests": {"storage": "500Mi"}}}}
+    )
+    assert code == 422 and "spec.resources.requests.storage: Forbidden: field can not be less than previous value" in message
