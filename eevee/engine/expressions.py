@@ -421,9 +421,9 @@ def field_origin(scope: Scope, path: Path) -> str | None:
     """The user's field behind ``path``: itself for metadata/spec, the recorded origin for values."""
     if path[0] in ("spec", "metadata"):
         return format_path(path)
-    if path[0] == "values" and len(path) > 1:
+    if path[0] in ("values", "refs") and len(path) > 1:
         origins = scope.get("_origins") or {}
-        return origins.get(path[1])
+        return origins.get(path[1] if path[0] == "values" else f"refs.{path[1]}")
     return None
 
 

@@ -318,6 +318,7 @@ class Renderer:
                 if name is UNSET:
                     continue
                 field = ref.source.origin(scope)
+                origins[f"refs.{ref.name}"] = field
                 if ref.kind in self.rules.tables:
                     refs[ref.name] = self._exports_of(ref.kind, namespace, str(name), field=field)
                 else:
@@ -475,10 +476,18 @@ def render_resources(
         operator=operator,
         generate=generate,
     )
-    out: list[tuple[Mapping[str, Any], Rendering | InvalidSpec]] = []
-    for resource in resources:
+    # Referenced kinds first, and what they render is readable by the others (a module
+    # reads the token Secret its IpcConfig makes), as on a cluster after one pass.
+    order = rules.kind_order()
+    results: dict[int, tuple[Mapping[str, Any], Rendering | InvalidSpec]] = {}
+    for number in sorted(range(len(resources)), key=lambda n: order.get(resources[n]["kind"], 0)):
+        resource = resources[number]
         try:
-            out.append((resource, renderer.render(resource)))
+            rendering = renderer.render(resource)
         except InvalidSpec as error:
-            out.append((resource, error))
-    return out
+            results[number] = (resource, error)
+            continue
+        results[number] = (resource, rendering)
+        for child in rendering.children:
+            index.setdefault((child.kind, child.namespace, child.name), child.body)
+    return [results[n] for n in range(len(resources))]

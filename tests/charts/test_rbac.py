@@ -37,7 +37,10 @@ def test_rbac_grants_exactly_what_the_operator_calls(cluster, start_operator, st
     # Objects with the children's names, made before the operator: creating them is 409
     # AlreadyExists, then the operator reads and adopts them.
     seed({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "eevee-echo-module-config", "namespace": NAMESPACE}})
-    seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bus-nats-token", "namespace": NAMESPACE}, "data": {"token": "dG9rZW4="}})
+    bus = cluster.create(ipc())  # its token Secret as the eevee operator 2.3 made it: owned by the IpcConfig
+    owner = {"apiVersion": "eevee.bot/v1", "kind": "IpcConfig", "name": "bus", "uid": bus["metadata"]["uid"], "controller": True}
+    seed({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bus-nats-token", "namespace": NAMESPACE, "ownerReferences": [owner]},
+          "data": {"token": "dG9rZW4="}})
     seed({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "eevee-echo-module-pvc", "namespace": NAMESPACE},
           "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
     seed({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "eevee-bus-nats", "namespace": NAMESPACE},
@@ -46,7 +49,6 @@ def test_rbac_grants_exactly_what_the_operator_calls(cluster, start_operator, st
     service = start_operator(poll_interval=0.3)
     mark = 0
     pvc = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
-    cluster.create(ipc())
     cluster.create(module("echo", moduleConfig="a: 1\n", persistentVolumeClaim=pvc, ipcConfig="bus"))
     eventually(lambda: cluster.ready("BotModule", "echo"))
     cluster.patch("BotModule", "echo", {"spec": {"size": 2}})

@@ -12,8 +12,14 @@ from eevee.engine.render import Renderer, copy_json
 from tests.engine.resources import IPC, module
 
 
+def token_secret(api_version, kind, namespace, name):
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace, "uid": "u-token"}}
+
+
 def desired(rules, resource, child="deployment"):
-    renderer = Renderer(rules, lookup=lambda k, ns, n: IPC if n == "bus" else None, generate=lambda n: "x" * n)
+    renderer = Renderer(
+        rules, lookup=lambda k, ns, n: IPC if n == "bus" else None, fetch=token_secret, generate=lambda n: "x" * n
+    )
     return {c.id: c for c in renderer.render(resource).children}[child]
 
 
@@ -52,7 +58,7 @@ def managed_fields_match(child, obj):
 
 
 def test_steady_state_needs_no_patch_despite_server_defaults(rules):
-    child = desired(rules, module(metrics=True, moduleConfig="a", ipcConfig="bus"))
+    child = desired(rules, module(metrics=True, moduleConfig="a: 1", ipcConfig="bus"))
     assert managed_patch(child, as_stored(child.body)) is None
 
 
@@ -86,7 +92,7 @@ def test_reordered_list_items_are_not_a_change(rules):
 
 
 def test_a_field_no_longer_rendered_is_removed_and_foreign_fields_survive(rules):
-    before = desired(rules, module(metrics=True, moduleConfig="a"))
+    before = desired(rules, module(metrics=True, moduleConfig="a: 1"))
     live = as_stored(before.body)
     live["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "INJECTED", "value": "1"})
     after = desired(rules, module())
@@ -123,6 +129,43 @@ def test_create_only_fields_are_never_overwritten(rules):
     assert managed_patch(token, live) is None
 
 
+def test_an_object_with_no_record_is_adopted_exactly_as_rendered(rules):
+    """Made by the eevee operator 2.3 (no managed-fields record): its spec ends up exactly the
+    rendering (its own volume, env and ports gone), foreign metadata stays."""
+    child = desired(rules, module(metrics=True, moduleConfig="a: 1"))
+    theirs = as_stored(child.body)
+    del theirs["metadata"]["annotations"]["eevee.bot/managed-fields"]
+    theirs["metadata"]["labels"] = {"team": "chat"}
+    pod = theirs["spec"]["template"]["spec"]
+    pod["volumes"].append({"name": "module-data", "persistentVolumeClaim": {"claimName": "old"}})
+    pod["containers"][0]["volumeMounts"].append({"name": "module-data", "mountPath": "/data"})
+    pod["containers"][0]["env"].append({"name": "EEVEE_OPERATOR_API_TOKEN", "value": "a literal token"})
+    pod["containers"][0]["ports"].append({"name": "cluster", "containerPort": 6222})
+    pod["containers"].append({"name": "sidecar", "image": "old"})
+    result = apply(theirs, managed_patch(child, theirs))
+    assert result["metadata"]["labels"]["team"] == "chat"
+    assert managed_fields_match(child, result)
+    container = result["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in container] == ["module"]
+    assert [v["name"] for v in result["spec"]["template"]["spec"]["volumes"]] == ["module-config"]
+    assert "EEVEE_OPERATOR_API_TOKEN" not in {e["name"] for e in container[0]["env"]}
+    assert [p["name"] for p in container[0]["ports"]] == ["metrics"]
+    assert managed_patch(child, result) is None  # from then on it is ours, and in sync
+
+
+def test_adoption_keeps_create_only_fields_and_adds_missing_ones(rules):
+    token = desired(rules, IPC, child="token")
+    theirs = as_stored(token.body)
+    del theirs["metadata"]["annotations"]["eevee.bot/managed-fields"]
+    theirs["data"] = {"token": "dGhlaXJz"}  # the predecessor's token and no host
+    result = apply(theirs, managed_patch(token, theirs))
+    assert result["data"]["token"] == "dGhlaXJz" and "host" in result["data"]
+    moved = as_stored(token.body)
+    moved["data"] = {"other": "eA=="}  # the key changed: a token is added under it, the rest stays
+    result = apply(moved, managed_patch(token, moved))
+    assert result["data"]["token"] == token.body["data"]["token"] and result["data"]["other"] == "eA=="
+
+
 def test_true_is_not_one():
     assert not same(True, 1) and not same(1, "1") and same(1, 1.0) and same({"a": [1]}, {"a": [1]})
 
@@ -145,7 +188,10 @@ specs = st.fixed_dictionaries(
         "metrics": st.booleans(),
         "metricsPort": st.integers(1, 65535),
         "ipcConfig": st.just("bus"),
-        "moduleConfig": st.text(max_size=30),
+        "moduleConfig": st.one_of(
+            st.just(""),
+            st.builds(lambda k, v: f"{k}: {v!r}\n", st.from_regex(r"[a-z]{1,8}", fullmatch=True), st.text(max_size=20)),
+        ),
         "mountOperatorApiToken": st.booleans(),
         "envSecret": st.just({"name": "creds"}),
         "persistentVolumeClaim": st.just({"resources": {"requests": {"storage": "1Gi"}}}),

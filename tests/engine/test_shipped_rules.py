@@ -13,14 +13,29 @@ from eevee.settings import Settings
 from tests.engine.resources import IPC, module
 
 
-def render(rules, resource, *others):
+TOKEN_UID = "u-token"
+
+
+def render(rules, resource, *others, live=None):
+    """Render ``resource`` with ``others`` in the cluster; a Secret an IpcConfig makes exists too."""
     index = {(r["kind"], r["metadata"]["namespace"], r["metadata"]["name"]): r for r in (resource, *others)}
+    objects = dict(index)
     renderer = Renderer(
         rules,
         lookup=lambda k, ns, n: index.get((k, ns, n)),
+        fetch=lambda api_version, k, ns, n: objects.get((k, ns, n)),
         operator=Settings(namespace="ops").operator_scope(),
         generate=lambda n: "x" * n,
     )
+    for other in others:
+        if other["kind"] == "IpcConfig":
+            try:
+                rendered = renderer.render(other).children
+            except InvalidSpec:
+                rendered = []
+            for child in rendered:
+                body = dict(child.body, metadata=dict(child.body["metadata"], uid=TOKEN_UID))
+                objects[(child.kind, child.namespace, child.name)] = body
     return {c.id: c for c in renderer.render(resource).children}
 
 
@@ -41,11 +56,14 @@ def test_minimal_module_has_a_deployment_with_the_spec_labels_and_selector(rules
         "app.kubernetes.io/name": "eevee",
         "app.kubernetes.io/component": "module",
         "app.kubernetes.io/managed-by": "eevee-operator",
-        "eevee.bot/module": "echo",
+        "eevee.bot/module": "m",  # the BotModule's name, unique in its namespace
+        "eevee.bot/module-name": "echo",
     }.items():
         assert dep["metadata"]["labels"][key] == value
         assert dep["spec"]["template"]["metadata"]["labels"][key] == value
-    assert dep["spec"]["selector"] == {"matchLabels": {"eevee.bot/module": "echo"}}
+    assert dep["spec"]["template"]["metadata"]["labels"]["app"] == "eevee.bot"  # the eevee operator's pod label
+    # Selected by name, as the eevee operator 2.3 selects: never by moduleName, which modules share.
+    assert dep["spec"]["selector"] == {"matchLabels": {"eevee.bot/module": "m"}}
     assert dep["spec"]["replicas"] == 1
     assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert dep["metadata"]["ownerReferences"][0]["uid"] == "u-m"
@@ -99,9 +117,9 @@ def test_module_config_is_a_mounted_config_map_with_a_content_hash(rules):
     children = render(rules, module(moduleConfig="a: 1\n"))
     assert children["config"].body["metadata"]["name"] == "eevee-m-module-config"
     assert children["config"].body["data"] == {"config.yaml": "a: 1\n"}
-    assert env(children)["MODULE_CONFIG_PATH"] == "/etc/eevee/module/config.yaml"
+    assert env(children)["MODULE_CONFIG_PATH"] == "/etc/module-config/config.yaml"
     c = container(children)
-    assert c["volumeMounts"] == [{"name": "module-config", "mountPath": "/etc/eevee/module", "readOnly": True}]
+    assert c["volumeMounts"] == [{"name": "module-config", "mountPath": "/etc/module-config", "readOnly": True}]
     pod = children["deployment"].body["spec"]["template"]
     assert pod["spec"]["volumes"] == [{"name": "module-config", "configMap": {"name": "eevee-m-module-config"}}]
     same = render(rules, module(moduleConfig="a: 1\n", image="other:2"))["deployment"].body["spec"]["template"]
@@ -127,7 +145,7 @@ def test_persistent_volume_claim_is_retained_and_mounted(rules):
     managed = {format_path(p) for p, _ in pvc.leaves}
     assert "spec.resources.requests.storage" in managed and "spec.accessModes" not in managed  # immutable: create only
     assert env(children)["MODULE_DATA"] == "/var/lib/x"
-    assert {"name": "data", "mountPath": "/var/lib/x"} in container(children)["volumeMounts"]
+    assert {"name": "module-data", "mountPath": "/var/lib/x"} in container(children)["volumeMounts"]
 
 
 def test_ipc_config_wires_nats_host_and_token_secret(rules):
@@ -179,6 +197,14 @@ def test_resources_are_rendered_in_canonical_form(rules):
         ({"moduleName": "echo", "image": "x", "pullPolicy": "Sometimes"}, "spec.pullPolicy"),
         ({"moduleName": "echo", "image": "x", "metricsPort": 70000}, "spec.metricsPort"),
         ({"moduleName": "echo", "image": "x", "enabled": "yes"}, "spec.enabled"),
+        ({"moduleName": "echo", "image": "x", "size": 2147483648}, "spec.size"),
+        ({"moduleName": "echo", "image": " x"}, "spec.image"),
+        ({"moduleName": "echo", "image": "ghcr.io/eeveebot/echo 1.0"}, "spec.image"),
+        ({"moduleName": "echo", "image": "ghcr.io/eeveebot/backupJob:latest"}, "spec.image"),
+        ({"moduleName": "echo", "image": "x", "startupProbe": {"exec": {"command": "not-a-list"}}}, "spec.startupProbe.exec.command"),
+        ({"moduleName": "echo", "image": "x", "livenessProbe": {"tcpSocket": {"port": 1}, "periodSeconds": -3}}, "spec.livenessProbe.periodSeconds"),
+        ({"moduleName": "echo", "image": "x", "resources": {"limits": {"cpu": "lots"}}}, "spec.resources.limits.cpu"),
+        ({"moduleName": "echo", "image": "x", "persistentVolumeClaim": {"resources": {"requests": {"storage": "lots"}}}}, "spec.persistentVolumeClaim.resources.requests.storage"),
     ],
 )
 def test_invalid_module_specs_name_the_field(rules, spec, field):
@@ -209,18 +235,76 @@ def test_ipc_config_children(rules):
     service = children["service"].body
     assert service["spec"]["type"] == "ClusterIP"
     assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"client": 4222, "monitoring": 8222}
-    assert service["spec"]["selector"]["eevee.bot/ipc"] == "bus"
+    # Selected as the eevee operator 2.3 selects its NATS pods.
+    assert nats["spec"]["selector"] == {"matchLabels": {"eevee.bot/nats-server": "true", "eevee.bot/ipcconfig": "bus"}}
+    assert service["spec"]["selector"] == {"eevee.bot/nats-server": "true", "eevee.bot/ipcconfig": "bus"}
     assert service["spec"]["selector"].items() <= nats["spec"]["template"]["metadata"]["labels"].items()
+    assert nats["spec"]["template"]["metadata"]["labels"]["app"] == "eevee.bot"
+    # The token Secret carries the NATS host too, as the eevee operator's does.
+    assert base64.b64decode(token.body["data"]["host"]).decode() == "eevee-bus-nats.bot.svc"
+    assert token.adopt == "owned"  # a user's Secret of that name is never taken over
+
+
+def user_secret(name="bus-nats-token", **data):
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": "bot", "uid": "u-user"}, "data": data}
 
 
 def test_unmanaged_nats_and_user_owned_token(rules):
     ipc = {**IPC, "spec": {"nats": {"managed": {"enabled": False}, "token": {"generate": False}}}}
-    assert render(rules, ipc) == {}
-    assert "NATS_HOST" not in env(render(rules, module(ipcConfig="bus"), ipc))
+    assert render(rules, ipc, user_secret(token="dG9r")) == {}
+    assert "NATS_HOST" not in env(render(rules, module(ipcConfig="bus"), ipc, user_secret(token="dG9r")))
+
+
+def test_a_user_token_secret_must_exist_and_hold_the_key(rules):
+    ipc = {**IPC, "spec": {"nats": {"token": {"generate": False, "secretKeyRef": {"secret": {"name": "mine"}, "key": "tok"}}}}}
+    with pytest.raises(ReferenceNotFound) as caught:
+        render(rules, ipc)
+    assert caught.value.problems[0].field == "spec.nats.token.secretKeyRef.secret.name"
+    assert "Secret bot/mine does not exist" in caught.value.problems[0].reason
+    with pytest.raises(InvalidSpec) as caught:
+        render(rules, ipc, user_secret("mine", other="eA=="))
+    assert caught.value.problems[0].field == "spec.nats.token.secretKeyRef.key"
+    assert set(render(rules, ipc, user_secret("mine", tok="eA=="))) == {"deployment", "service"}
+
+
+def test_module_pods_roll_when_the_token_secret_is_replaced(rules):
+    dep = render(rules, module(ipcConfig="bus"), IPC)["deployment"].body
+    assert dep["spec"]["template"]["metadata"]["annotations"]["eevee.bot/nats-token-uid"] == TOKEN_UID
+    with pytest.raises(ReferenceNotFound) as caught:  # no token yet: nothing would start
+        render(rules, module(ipcConfig="bus"), {**IPC, "spec": {"nats": {"token": {"generate": False}}}})
+    assert caught.value.problems[0].field == "spec.ipcConfig"
+
+
+def test_image_pull_policy_of_the_eevee_crds_is_honoured_when_pull_policy_is_unset(rules):
+    assert container(render(rules, module(imagePullPolicy="IfNotPresent")))["imagePullPolicy"] == "IfNotPresent"
+    both = module(imagePullPolicy="IfNotPresent", pullPolicy="Never")
+    assert container(render(rules, both))["imagePullPolicy"] == "Never"
+
+
+@pytest.mark.parametrize(
+    "text, line, what",
+    [
+        ("just words\n", 1, "a single value"),
+        ("# settings\n- a\n- b\n", 2, "a list"),
+        ("a: 1\n  b: [2\n", 2, "is not valid YAML"),
+    ],
+)
+def test_module_config_that_is_no_yaml_mapping_is_refused_with_its_line(rules, text, line, what):
+    with pytest.raises(InvalidSpec) as caught:
+        render(rules, module(moduleConfig=text))
+    problem = caught.value.problems[0]
+    assert problem.field == "spec.moduleConfig" and f"line {line}" in problem.reason and what in problem.reason
+
+
+def test_module_config_over_a_config_maps_limit_is_refused(rules):
+    with pytest.raises(InvalidSpec) as caught:
+        render(rules, module(moduleConfig="a: " + "é" * 524_282))  # 1,048,567 bytes, half as many characters
+    assert [(p.field, "1048565 bytes" in p.reason) for p in caught.value.problems] == [("spec.moduleConfig", True)]
+    assert render(rules, module(moduleConfig="a: " + "x" * 1_048_562))["config"]  # exactly at the limit
 
 
 def test_managed_fields_annotation_is_compact(rules):
-    dep = render(rules, module(metrics=True, moduleConfig="x", ipcConfig="bus"), IPC)["deployment"]
+    dep = render(rules, module(metrics=True, moduleConfig="x: 1", ipcConfig="bus"), IPC)["deployment"]
     flat = json.dumps(sorted(format_path(p) for p, _ in dep.leaves))
     assert len(dep.managed) < len(flat) / 2
     assert json.loads(dep.managed)["spec"]["template"]["spec"]["containers"]["[name=module]"]["livenessProbe"]["@"] == 1

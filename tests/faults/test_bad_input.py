@@ -77,7 +77,7 @@ BAD_TABLES = {
     "syntax error": (lambda text: text.replace("children:\n", "children: [\n", 1), "YAML syntax error"),
     "unknown construct": (lambda text: text.replace("transforms: [sha256]", "transforms: [md5]", 1), "unknown transform 'md5'"),
     "path that does not exist": (lambda text: text.replace("fromFieldPath: spec.image", "fromFieldPath: spec.imaeg", 1), "path spec.imaeg does not exist"),
-    "reference cycle": (lambda text: text + "\nreferences:\n  back:\n    kind: BotModule\n    fromFieldPath: spec.nats.managed.image\n", "reference cycle"),
+    "reference to a kind with no table": (lambda text: text.replace("kind: IpcConfig\n", "kind: IpcConfgi\n", 1), "no table is loaded for kind IpcConfgi"),
 }
 
 
@@ -85,10 +85,7 @@ def broken_rules(tmp_path, name):
     rules = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", rules)
     edit, _ = BAD_TABLES[name]
-    target = rules / ("ipcconfig.yaml" if name == "reference cycle" else "botmodule.yaml")
-    if name == "reference cycle":  # IpcConfig -> BotModule while BotModule -> IpcConfig
-        botmodule = rules / "botmodule.yaml"
-        botmodule.write_text(botmodule.read_text().replace("exports:", "exports:") + "\nexports: [enabled]\n")
+    target = rules / "botmodule.yaml"
     target.write_text(edit(target.read_text()))
     return rules
 
