@@ -12,7 +12,6 @@ from eevee.engine.render import InvalidSpec, ReferenceNotFound, Renderer
 from eevee.settings import Settings
 from tests.engine.resources import IPC, module
 
-
 TOKEN_UID = "u-token"
 
 
