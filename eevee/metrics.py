@@ -119,8 +119,8 @@ class Metrics:
         )
         self.http_seconds = Histogram(
             "eevee_operator_http_request_duration_seconds",
-            "HTTP API latency, by route.",
-            ["route"],
+            "HTTP API latency, by route and status.",
+            ["route", "status"],
             buckets=_FAST,
             registry=r,
         )

@@ -45,7 +45,9 @@ def make_app(settings: Settings, kube: Kube, metrics: Metrics, runner: Any) -> b
 
     def guarded(handler: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            refusal = tokens.verdict(bottle.request.get_header("Authorization"))
+            # Raw from the WSGI environ (latin-1 text): bottle's own accessor re-decodes it as
+            # UTF-8 and fails on a header that is not.
+            refusal = tokens.verdict(bottle.request.environ.get("HTTP_AUTHORIZATION"))
             if refusal is not None:
                 status = 503 if not tokens.configured else 401
                 return problem(
@@ -123,7 +125,11 @@ def make_app(settings: Settings, kube: Kube, metrics: Metrics, runner: Any) -> b
 def _json_error(status: int, message: str) -> str:
     bottle.response.content_type = "application/json"
     if status == 500:
-        log.error("unhandled error in the HTTP API", exc_info=bottle.request.environ.get("bottle.exc_info"))
+        # One line; the traceback only at DEBUG (a log must not carry request internals).
+        info = bottle.request.environ.get("bottle.exc_info")
+        error = info[1] if info else None
+        log.error("unhandled error in the HTTP API: %s", type(error).__name__ if error else "unknown")
+        log.debug("unhandled error in the HTTP API", exc_info=info)
     return bottle.json_dumps({"error": message, "status": status})
 
 
@@ -173,6 +179,6 @@ class _Instrumented:
     def _observe(self, route: str, method: str, status: str, started: float) -> None:
         seconds = time.monotonic() - started
         self.metrics.http_requests.labels(route, method, status).inc()
-        self.metrics.http_seconds.labels(route).observe(seconds)
+        self.metrics.http_seconds.labels(route, status).observe(seconds)
         if route not in OPEN_ROUTES:
             log.info("%s %s -> %s", method, route, status, extra={"seconds": round(seconds, 4)})

@@ -28,7 +28,8 @@ class TokenCheck:
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             return "malformed Authorization header (expected: Bearer <token>)"
-        if not hmac.compare_digest(credentials.strip().encode(), self._token):
+        # Header text is latin-1 by HTTP's rules: compare the bytes that came over the wire.
+        if not hmac.compare_digest(credentials.strip().encode("latin-1", "replace"), self._token):
             return "invalid bearer token"
         return None
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from typing import Any
 
 from waitress import create_server
+from waitress.channel import HTTPChannel
+from waitress.task import ErrorTask
 
 from eevee.api.app import make_app
 from eevee.kube.client import Kube
@@ -15,6 +18,27 @@ from eevee.settings import Settings
 
 MAX_BODY = 64 * 1024  # nothing the API accepts has a body worth more
 MAX_HEADERS = 32 * 1024
+
+
+class _JsonErrorTask(ErrorTask):
+    """What waitress answers by itself (a body or headers too large, a malformed request, a
+    crash of the app), in the API's JSON error shape instead of waitress' plain text."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        body = json.dumps({"error": str(error.reason).lower(), "status": error.code}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+        observe = getattr(self.channel.server, "observe_refusal", None)
+        if observe is not None:
+            observe(str(error.code))
+
+
+class _JsonErrorChannel(HTTPChannel):
+    error_task_class = _JsonErrorTask
 
 
 class ApiServer:
@@ -30,6 +54,10 @@ class ApiServer:
             ident="eevee-operator",
             expose_tracebacks=False,
             clear_untrusted_proxy_headers=True,
+        )
+        self.server.channel_class = _JsonErrorChannel  # type: ignore[union-attr]
+        self.server.observe_refusal = lambda status: (  # type: ignore[union-attr]
+            metrics.http_requests.labels("refused", "?", status).inc()
         )
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()

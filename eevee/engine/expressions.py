@@ -298,6 +298,9 @@ def _quantity(value: Any, field: str) -> Any:
         raise EvaluationError(field + error.where, str(error)) from None
 
 
+_INNER_TABS = re.compile(r"(?<=[^\s])[ \t]*\t[ \t]*", re.MULTILINE)
+
+
 def _yaml_mapping(value: Any, field: str) -> Any:
     """Text that must hold a YAML mapping (or nothing); passed through unchanged."""
     from ruamel.yaml import YAML
@@ -306,7 +309,13 @@ def _yaml_mapping(value: Any, field: str) -> Any:
     text = _text(value)
     yaml = YAML(typ="safe", pure=True)
     try:
-        node = yaml.compose(text)
+        try:
+            node = yaml.compose(text)
+        except YAMLError:
+            # ruamel refuses a tab inside a line ("key: a<TAB>b"), which YAML 1.2 and the
+            # modules' parser (js-yaml) accept: judge the shape with such tabs as spaces.
+            # Tabs in indentation stay, and stay an error, as they are for js-yaml.
+            node = yaml.compose(_INNER_TABS.sub(lambda m: m.group(0).replace("\t", " "), text))
     except YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -19,6 +19,16 @@ log = logging.getLogger("eevee.events")
 COMPONENT = "eevee-operator"
 
 
+MAX_NAME = 253  # an Event's name is a DNS subdomain
+
+
+def event_name(resource_name: str) -> str:
+    """``<resource>.<16 hex>``, as client-go names events, shortened to fit a DNS subdomain
+    (a BotModule may have a name of 253 characters; its Events must still be accepted)."""
+    suffix = f".{secrets.token_hex(8)}"
+    return resource_name[: MAX_NAME - len(suffix)].rstrip(".-") + suffix
+
+
 class EventRecorder:
     def __init__(self, kube: Kube, *, identity: str = "", enabled: bool = True) -> None:
         self.kube = kube
@@ -34,7 +44,7 @@ class EventRecorder:
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{metadata['name']}.{secrets.token_hex(8)}", "namespace": namespace},
+            "metadata": {"name": event_name(metadata["name"]), "namespace": namespace},
             "involvedObject": {
                 "apiVersion": resource["apiVersion"],
                 "kind": resource["kind"],

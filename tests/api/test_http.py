@@ -167,10 +167,15 @@ def test_wrong_methods_unknown_paths_and_oversized_requests_get_clean_json(runni
     assert status == 405 and as_json(data)["error"]
     status, _, data = request(running, "GET", "/nothing/here")
     assert status == 404 and as_json(data) == {"error": "no such route", "status": 404}
-    status, _, _ = request(running, "POST", "/bot-modules/echo/restart", body=b"x" * 200_000)
-    assert status == 413
-    status, _, data = request(running, "GET", "/bot-modules", headers={"X-Huge": "y" * 100_000})
-    assert status == 431 and b"Traceback" not in data
+    status, headers, data = request(running, "POST", "/bot-modules/echo/restart", body=b"x" * 200_000)
+    assert status == 413 and headers["Content-Type"] == "application/json" and as_json(data)["status"] == 413
+    status, headers, data = request(running, "GET", "/bot-modules", headers={"X-Huge": "y" * 100_000})
+    assert status == 431 and headers["Content-Type"] == "application/json" and as_json(data)["status"] == 431
+    latency = running.metrics.registry.get_sample_value(
+        "eevee_operator_http_request_duration_seconds_count", {"route": "unmatched", "status": "404"}
+    )
+    assert latency and latency >= 1  # latency by route and status (SPEC 7)
+    assert running.metrics.registry.get_sample_value("eevee_operator_http_requests_total", {"route": "refused", "method": "?", "status": "431"}) == 1
 
 
 def test_the_token_never_reaches_a_log_line(running, caplog):
