@@ -224,7 +224,12 @@ class Renderer:
         self.generate = generate
         self.cache = cache
         self._exports: dict[RefKey, dict[str, Any] | ReferenceNotFound] = {}
-        self._kinds: dict[str, str] = {}  # kind -> apiVersion of referenced non-table kinds
+        self._kinds = {  # kind -> apiVersion of the referenced kinds that have no table
+            ref.kind: ref.api_version or ""
+            for table in rules.tables.values()
+            for ref in table.references
+            if ref.kind not in rules.tables
+        }
         self._used: dict[RefKey, Any] = {}
 
     # --- what a rendering read -------------------------------------------------------
@@ -234,8 +239,7 @@ class Renderer:
         if kind in self.rules.tables:
             target = self.lookup(kind, namespace, name)
         else:
-            self._kinds[kind] = api_version or ""
-            target = self.fetch(api_version or "", kind, namespace, name)
+            target = self.fetch(api_version or self._kinds.get(kind, ""), kind, namespace, name)
         self._used[key] = _version_of(target)
         return target
 
