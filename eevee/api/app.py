@@ -23,9 +23,10 @@ from eevee.api.modules import ApiProblem, Modules
 from eevee.kube.client import Kube, KubeError
 from eevee.metrics import Metrics
 from eevee.settings import Settings
+from eevee.timestamps import rfc3339_now
 
 log = logging.getLogger("eevee.api")
-OPEN_ROUTES = {"/health", "/ready", "/metrics"}
+OPEN_ROUTES = {"/", "/health", "/ready", "/metrics", "/api/health", "/api/metrics"}
 
 
 def make_app(settings: Settings, kube: Kube, metrics: Metrics, runner: Any) -> bottle.Bottle:
@@ -109,6 +110,57 @@ def make_app(settings: Settings, kube: Kube, metrics: Metrics, runner: Any) -> b
         )
         bottle.response.status = 202
         return result
+
+    # --- the eevee operator's routes, as its modules call them (eeveebot/admin) ---------
+
+    @app.get("/")
+    def about() -> dict[str, Any]:
+        return {"name": "eevee-operator", "timestamp": rfc3339_now()}
+
+    @app.get("/api/health")
+    def eevee_health() -> dict[str, Any]:
+        return {"status": "ok", "timestamp": rfc3339_now()}
+
+    @app.get("/api/metrics")
+    def eevee_metrics() -> Any:
+        return prometheus()
+
+    @app.get("/api/bot-modules")
+    @guarded
+    def eevee_list() -> Any:
+        # A bare array with name, namespace, image, tag, enabled (what admin reads), and ours.
+        return bottle.HTTPResponse(
+            body=bottle.json_dumps([{**m, "tag": m["imageTag"] or m["imageDigest"]} for m in modules().list()]),
+            headers={"Content-Type": "application/json"},
+        )
+
+    @app.post("/api/action/restart-module")
+    @guarded
+    def eevee_restart() -> Any:
+        try:
+            body = json.loads(bottle.request.body.read() or b"{}")
+        except ValueError:
+            return problem(400, "the request body must be JSON: {\"moduleName\": ..., \"namespace\": ...}")
+        if not isinstance(body, dict):
+            return problem(400, "the request body must be a JSON object")
+        for field in ("moduleName", "namespace"):
+            if not isinstance(body.get(field), str) or not body[field]:
+                return problem(400, f"{field} is required")
+        namespace = body["namespace"]
+        if not settings.all_namespaces and namespace not in settings.watch_namespaces:
+            return problem(404, f"namespace {namespace!r} is not watched by this operator")
+        result = modules().restart(body["moduleName"], namespace)
+        log.info(
+            "restarted module %s on request",
+            body["moduleName"],
+            extra={"kind": "BotModule", "namespace": namespace, "resource_name": body["moduleName"]},
+        )
+        return {
+            "message": f"Successfully restarted module {body['moduleName']}",
+            "deployment": result["deployment"],
+            "namespace": namespace,
+            "restartedAt": result["restartedAt"],
+        }
 
     for status, message in (
         (404, "no such route"),

@@ -897,7 +897,7 @@ class StandIn:
         if rt is None:
             raise KeyError(f"unknown kind {obj['apiVersion']} {obj['kind']}")
         namespace = obj.get("metadata", {}).get("namespace", "default") if rt.namespaced else ""
-        return self.store.create(rt, namespace, obj)
+        return self.store.create(rt, namespace, json.loads(json.dumps(obj)))  # as if it came over the wire
 
     def api_client(self) -> Any:
         """An official ``kubernetes`` client configured for this server."""

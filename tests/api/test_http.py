@@ -186,3 +186,55 @@ def test_the_token_never_reaches_a_log_line(running, caplog):
     text = "\n".join(record.getMessage() + json.dumps(record.__dict__, default=str) for record in caplog.records)
     assert API_TOKEN not in text and "not-the-token-123" not in text
     assert any("restarted module echo" in record.getMessage() for record in caplog.records)
+
+
+# --- the eevee operator's routes, called exactly as the eevee admin module calls them ---------
+# (eeveebot/admin src/lib/commandHandlers: fetch(`${EEVEE_OPERATOR_API_URL}/api/...`) with
+# "Authorization: Bearer <token>" and "Content-Type: application/json")
+
+ADMIN_HEADERS = {"Content-Type": "application/json"}
+
+
+def admin_call(service, method, path, body=None, token=API_TOKEN):
+    headers = dict(ADMIN_HEADERS, **({"Authorization": f"Bearer {token}"} if token else {}))
+    response = http.request(method, service.http.url + path, headers=headers, body=None if body is None else json.dumps(body))
+    return response.status, response.headers, response.data
+
+
+def test_list_bot_modules_answers_what_the_admin_module_reads(running, cluster):
+    cluster.create({**examples()["echo"], "metadata": {"name": "echo-digest"},
+                    "spec": {**examples()["echo"]["spec"], "image": "registry.local:5000/eevee/echo@sha256:" + "a" * 64}})
+    status, headers, data = admin_call(running, "GET", "/api/bot-modules")
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    modules = {m["name"]: m for m in as_json(data)}  # a bare array, as the admin module expects
+    echo = modules["echo"]
+    assert {k: echo[k] for k in ("name", "namespace", "image", "tag", "enabled")} == {
+        "name": "echo", "namespace": NAMESPACE, "image": examples()["echo"]["spec"]["image"],
+        "tag": examples()["echo"]["spec"]["image"].rsplit(":", 1)[1], "enabled": True}
+    assert modules["admin"]["enabled"] is False
+    # a registry port is no tag; a digest-only image shows its digest (split(':').pop() got both wrong)
+    assert modules["echo-digest"]["tag"] == "sha256:" + "a" * 64
+    assert admin_call(running, "GET", "/api/bot-modules", token="wrong")[0] == 401
+
+
+def test_restart_module_is_a_rolling_restart_with_the_eevee_shapes(running, cluster):
+    status, _, data = admin_call(running, "POST", "/api/action/restart-module", {"moduleName": "echo", "namespace": NAMESPACE})
+    assert status == 200
+    body = as_json(data)
+    assert body["deployment"] == "eevee-echo-module" and body["namespace"] == NAMESPACE and "echo" in body["message"]
+    annotations = cluster.deployment("eevee-echo-module")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["kubectl.kubernetes.io/restartedAt"] == body["restartedAt"]
+    assert admin_call(running, "POST", "/api/action/restart-module", {"namespace": NAMESPACE})[0] == 400
+    status, _, data = admin_call(running, "POST", "/api/action/restart-module", {"moduleName": "echo"})
+    assert status == 400 and as_json(data)["error"] == "namespace is required"
+    assert admin_call(running, "POST", "/api/action/restart-module", {"moduleName": "nope", "namespace": NAMESPACE})[0] == 404
+    status, _, data = admin_call(running, "POST", "/api/action/restart-module", {"moduleName": "echo", "namespace": "elsewhere"})
+    assert status == 404 and "not watched" in as_json(data)["error"]
+    assert admin_call(running, "POST", "/api/action/restart-module", {"moduleName": "echo", "namespace": NAMESPACE}, token="bad")[0] == 401
+
+
+def test_health_and_metrics_under_api_need_no_token(running):
+    status, _, data = admin_call(running, "GET", "/api/health", token=None)
+    assert status == 200 and as_json(data)["status"] == "ok"
+    status, headers, data = admin_call(running, "GET", "/api/metrics", token=None)
+    assert status == 200 and headers["Content-Type"].startswith("text/plain") and b"eevee_operator_poll_passes_total" in data
