@@ -126,11 +126,11 @@ def test_merge_patch_deletes_with_null_and_replaces_lists(api, crds):
         api,
         "PATCH",
         f"/apis/eevee.bot/v1/namespaces/{NAMESPACE}/botmodules/echo",
-        {"spec": {"livenessProbe": {"exec": {"command": ["c"]}}, "pullPolicy": None}},
+        {"spec": {"livenessProbe": {"exec": {"command": ["c"]}}, "metricsPort": None}},
         content_type="application/merge-patch+json",
     )
     assert patched["spec"]["livenessProbe"]["exec"]["command"] == ["c"]
-    assert patched["spec"]["pullPolicy"] == "Always"  # deleted, then defaulted again by the schema
+    assert patched["spec"]["metricsPort"] == 9000  # deleted, then defaulted again by the schema
 
 
 def test_strategic_merge_patch_merges_containers_and_env_by_name(api):
@@ -180,10 +180,10 @@ def test_crd_schema_defaults_and_prunes(api, crds):
     created = bm(api, "create", {**module(), "spec": {**module()["spec"], "unknownField": 1}})
     spec = created["spec"]
     assert "unknownField" not in spec
-    assert (spec["size"], spec["enabled"], spec["pullPolicy"], spec["metricsPort"], spec["volumeMountPath"]) == (
+    assert "pullPolicy" not in spec  # no default: imagePullPolicy applies when it is unset
+    assert (spec["size"], spec["enabled"], spec["metricsPort"], spec["volumeMountPath"]) == (
         1,
         True,
-        "Always",
         9000,
         "/data",
     )
