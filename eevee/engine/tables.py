@@ -7,8 +7,8 @@ half a table would render half a workload. Three layers of checks run in order:
 2. the document has the shape of a table (the cerberus schema below);
 3. the table means something: paths parse and point at fields that exist (in the
    table's own spec schema, its values, its references' exports, earlier
-   children), templates compile, references name a loaded kind, and references
-   between kinds have no cycle.
+   children), templates compile, and references name a loaded kind or carry the
+   apiVersion of another one.
 
 This module reads files but renders nothing; :mod:`eevee.engine.render` uses
 the compiled :class:`RuleSet`.
