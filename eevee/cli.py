@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from eevee import __version__
 from eevee.engine.render import InvalidSpec, render_resources
 from eevee.engine.tables import RuleSet, TableError, load_rules
 from eevee.kube.client import ConfigurationError
@@ -60,7 +61,11 @@ def parser() -> argparse.ArgumentParser:
         prog="eevee-operator",
         description="Kubernetes operator for the eevee chat bot: BotModule and IpcConfig resources.",
     )
+    top.add_argument("--version", action="version", version=f"eevee-operator {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    show = commands.add_parser("version", help="print the version", description="Print the version and exit.")
+    show.set_defaults(func=lambda args: print(f"eevee-operator {__version__}") or 0)
 
     check = commands.add_parser("check-rules", help="validate the rule tables in a directory")
     check.add_argument("directory", nargs="?", help=f"rules directory (default: RULES_DIR or {bundled('rules')})")

@@ -13,12 +13,15 @@ deleted module's series disappear with it.
 
 from __future__ import annotations
 
+import platform
 import threading
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from eevee import __version__
 
 _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -49,6 +52,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self.build_info = Gauge(
+            "eevee_operator_build_info", "The operator's version (always 1).", ["version", "python"], registry=r
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
         self.reconciles = Counter(
             "eevee_operator_reconcile_total",
             "Reconciles of custom resources, by kind and result.",

@@ -18,6 +18,7 @@ from typing import Any
 import bottle
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from eevee import __version__
 from eevee.api.guard import RateLimiter, TokenCheck
 from eevee.api.modules import ApiProblem, Modules
 from eevee.kube.client import Kube, KubeError
@@ -66,7 +67,7 @@ def make_app(settings: Settings, kube: Kube, metrics: Metrics, runner: Any) -> b
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok"}
+        return {"status": "ok", "version": __version__}
 
     @app.get("/ready")
     def ready() -> Any:
@@ -115,7 +116,7 @@ def make_app(settings: Settings, kube: Kube, metrics: Metrics, runner: Any) -> b
 
     @app.get("/")
     def about() -> dict[str, Any]:
-        return {"name": "eevee-operator", "timestamp": rfc3339_now()}
+        return {"name": "eevee-operator", "version": __version__, "timestamp": rfc3339_now()}
 
     @app.get("/api/health")
     def eevee_health() -> dict[str, Any]:

@@ -73,14 +73,16 @@ class Template:
     """``"eevee-{metadata.name}-nats"``: literal text with ``{path}`` placeholders.
 
     ``{{`` and ``}}`` stand for literal braces. A placeholder whose path is unset
-    makes the whole template unset, so a name is never rendered half-filled.
+    makes the whole template unset, so a name is never rendered half-filled, unless
+    it names a fallback: ``{status.readyReplicas|0}``.
     """
 
-    __slots__ = ("parts", "paths", "text")
+    __slots__ = ("fallbacks", "parts", "paths", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         parts: list[str | Path] = []
+        fallbacks: dict[Path, str] = {}
         pos = 0
         literal: list[str] = []
         for match in _PLACEHOLDER.finditer(text):
@@ -89,11 +91,15 @@ class Template:
             if token in ("{{", "}}"):
                 literal.append(token[0])
             else:
-                if not match.group(1).strip():
+                placeholder, bar, fallback = match.group(1).partition("|")
+                if not placeholder.strip():
                     raise ExpressionError(f"empty placeholder in template {text!r}")
                 parts.append("".join(literal))
                 literal = []
-                parts.append(parse_path(match.group(1).strip()))
+                path = parse_path(placeholder.strip())
+                parts.append(path)
+                if bar:
+                    fallbacks[path] = fallback
             pos = match.end()
         rest = text[pos:]
         if "{" in rest or "}" in rest:
@@ -102,6 +108,7 @@ class Template:
         parts.append("".join(literal))
         self.parts = tuple(parts)
         self.paths = tuple(p for p in parts if isinstance(p, tuple))
+        self.fallbacks = fallbacks
 
     def render(self, scope: Scope) -> Any:
         if not self.paths:
@@ -113,7 +120,9 @@ class Template:
                 continue
             value = lookup(scope, part)
             if value is UNSET:
-                return UNSET
+                if part not in self.fallbacks:
+                    return UNSET
+                value = self.fallbacks[part]
             out.append(_text(value))
         return "".join(out)
 

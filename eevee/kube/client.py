@@ -23,9 +23,11 @@ from typing import Any
 import urllib3
 from kubernetes import client, config
 
+from eevee import __version__
+
 Observer = Callable[[str, str, int, float], None]
 
-USER_AGENT = "eevee-operator/0.1.0"
+USER_AGENT = f"eevee-operator/{__version__}"
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 

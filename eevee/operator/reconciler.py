@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from eevee.engine.diff import managed_patch
 from eevee.engine.paths import format_path, get
@@ -179,20 +179,21 @@ class Reconciler:
                 failures.append(error)
                 continue
             if action:
-                changed.append(f"{action} {child.kind} {child.name}")
-                log.info("%s %s %s", action, child.kind, child.name, extra=where)
+                changed.append(action)
+                log.info("%s %s %s", action.verb, child.kind, child.name, extra=where)
         rendered = {(c.kind, c.namespace, c.name) for c in rendering.children}
         uid = resource["metadata"].get("uid", "")
         for live in snapshot.owned_by(uid):
             if key_of(live) in rendered or not self._prunable(table, live):
                 continue
             self._delete(live, snapshot, outcome)
-            changed.append(f"deleted {live['kind']} {live['metadata']['name']}")
+            changed.append(Change("Deleted", "deleted", live["kind"], live["metadata"]["name"], "no longer rendered"))
             log.info("deleted %s %s (no longer rendered)", live["kind"], live["metadata"]["name"], extra=where)
         if changed:
             outcome.result = "changed"
             if not self.dry_run:
-                self.events.record(resource, "Normal", "Reconciled", "; ".join(changed))
+                for change in changed:  # one Event per change, its reason saying what happened
+                    self.events.record(resource, "Normal", change.reason, change.message)
         # A transient API error is retried with backoff; a refusal waits for a change.
         transient = [f for f in failures if isinstance(f, KubeError)]
         if transient or failures:
@@ -204,13 +205,13 @@ class Reconciler:
         rule = next((c for c in table.children if c.id == child_id), None)
         return rule is None or rule.prune
 
-    def _apply(self, resource: Obj, child: DesiredChild, snapshot: Snapshot, outcome: Outcome) -> str | None:
+    def _apply(self, resource: Obj, child: DesiredChild, snapshot: Snapshot, outcome: Outcome) -> Change | None:
         plural = plural_of(child.kind)
         live = snapshot.child(child.kind, child.namespace, child.name)
         if live is None:
             if self.dry_run:
                 outcome.writes.append(PlannedWrite("create", child.kind, child.namespace, child.name, child.body))
-                return "created"
+                return Change.created(child)
             try:
                 created = self.kube.create(child.api_version, plural, child.namespace, child.body)
             except KubeError as error:
@@ -225,7 +226,7 @@ class Reconciler:
                 _fill(created, child)
                 snapshot.put_child(created)
                 self.metrics.writes.labels(child.kind, "create").inc()
-                return "created"
+                return Change.created(child)
         else:
             self._check_ownership(resource, live, child)
         changed = _immutable_change(child, live)
@@ -242,7 +243,7 @@ class Reconciler:
             return None
         if self.dry_run:
             outcome.writes.append(PlannedWrite("patch", child.kind, child.namespace, child.name, patch.patch))
-            return "updated"
+            return Change.updated(child, patch.patch)
         try:
             patched = self.kube.patch(
                 child.api_version, plural, child.namespace, child.name, patch.patch, content_type=JSON_PATCH
@@ -263,7 +264,7 @@ class Reconciler:
         _fill(patched, child)
         snapshot.put_child(patched)
         self.metrics.writes.labels(child.kind, "patch").inc()
-        return "updated"
+        return Change.updated(child, patch.patch)
 
     @staticmethod
     def _check_ownership(resource: Obj, live: Obj, child: DesiredChild) -> None:
@@ -287,18 +288,18 @@ class Reconciler:
                 "left alone (nothing of it is changed); use another name, or delete it to have one created",
             )
 
-    def _recreate(self, child: DesiredChild, live: Obj, changed: str, snapshot: Snapshot, outcome: Outcome) -> str:
+    def _recreate(self, child: DesiredChild, live: Obj, changed: str, snapshot: Snapshot, outcome: Outcome) -> Change:
         """Delete and create again: the table allows it for a child whose immutable field must change."""
         log.info("re-creating %s %s: %s cannot be changed in place", child.kind, child.name, changed)
         self._delete(live, snapshot, outcome)
         if self.dry_run:
             outcome.writes.append(PlannedWrite("create", child.kind, child.namespace, child.name, child.body))
-            return "re-created"
+            return Change("Recreated", "re-created", child.kind, child.name, f"{changed} cannot change in place")
         created = self.kube.create(child.api_version, plural_of(child.kind), child.namespace, child.body)
         _fill(created, child)
         snapshot.put_child(created)
         self.metrics.writes.labels(child.kind, "create").inc()
-        return "re-created"
+        return Change("Recreated", "re-created", child.kind, child.name, f"{changed} cannot change in place")
 
     def _delete(self, live: Obj, snapshot: Snapshot, outcome: Outcome) -> None:
         kind, namespace, name = key_of(live)
@@ -363,6 +364,37 @@ class Reconciler:
         snapshot.put_resource(updated)
         if old.get("status") != new["status"] or old.get("reason") != new["reason"]:
             log.info("Ready=%s (%s): %s", new["status"], new["reason"], new["message"], extra=where)
+
+
+class Change(NamedTuple):
+    """One write to a child, as an Event tells it: ``reason`` is what a user filters on."""
+
+    reason: str  # Created, Updated, RolledOut, Scaled, ScaledDown, Recreated, Deleted
+    verb: str
+    kind: str
+    name: str
+    detail: str = ""
+
+    @property
+    def message(self) -> str:
+        return f"{self.verb} {self.kind} {self.name}" + (f": {self.detail}" if self.detail else "")
+
+    @classmethod
+    def created(cls, child: DesiredChild) -> Change:
+        return cls("Created", "created", child.kind, child.name)
+
+    @classmethod
+    def updated(cls, child: DesiredChild, ops: list[dict[str, Any]]) -> Change:
+        """What a patch did, from the paths it wrote: a new pod template rolls the pods out;
+        a replica count alone scales (to zero: scaled down)."""
+        paths = [str(op.get("path", "")) for op in ops if op.get("path") != "/metadata/resourceVersion"]
+        if any(p.startswith("/spec/template") for p in paths):
+            return cls("RolledOut", "rolled out", child.kind, child.name, "new pod template")
+        if paths and all(p == "/spec/replicas" for p in paths):
+            replicas = next(op.get("value") for op in ops if op.get("path") == "/spec/replicas")
+            reason = "ScaledDown" if replicas == 0 else "Scaled"
+            return cls(reason, "scaled", child.kind, child.name, f"to {replicas} replicas")
+        return cls("Updated", "updated", child.kind, child.name)
 
 
 class Refused(Exception):

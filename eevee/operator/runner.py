@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from eevee import __version__
 from eevee.engine.render import MANAGED_BY, MANAGED_BY_LABEL, RenderCache
 from eevee.engine.tables import RuleSet
 from eevee.kube.client import Kube, KubeError, plural_of
@@ -167,7 +168,9 @@ class Runner:
         next_pass = 0.0
         next_reload = time.monotonic() + RELOAD_CHECK_SECONDS
         log.info(
-            "operator started", extra={"identity": self.identity, "namespaces": list(self.settings.watch_namespaces)}
+            "eevee-operator %s started",
+            __version__,
+            extra={"identity": self.identity, "namespaces": list(self.settings.watch_namespaces)},
         )
         while not self.stop.is_set():
             try:

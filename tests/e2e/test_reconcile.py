@@ -38,10 +38,14 @@ def test_examples_converge_to_the_spec_objects(cluster, operator):
     assert not pvc.metadata.owner_references
     admin = cluster.condition("BotModule", "admin")
     assert (admin["status"], admin["reason"]) == ("False", "Disabled")
+    # what `kubectl get bm` / `get ipc` show in their READY column
+    assert cluster.get("BotModule", "router")["status"]["ready"] == "2/2"
+    assert cluster.get("BotModule", "admin")["status"]["ready"] == "0/0"
+    assert cluster.get("IpcConfig", "eevee-bus")["status"]["ready"] == "1/1"
     assert cluster.deployment("eevee-admin-module")["spec"]["replicas"] == 0
     status = cluster.get("BotModule", "router")["status"]
     assert status["readyReplicas"] == 2 and status["replicas"] == 2
-    assert any(e["reason"] == "Reconciled" and "created Deployment eevee-router-module" in e["message"] for e in cluster.events("router"))
+    assert any(e["reason"] == "Created" and e["message"] == "created Deployment eevee-router-module" for e in cluster.events("router"))
 
 
 import pytest  # noqa: E402
@@ -210,3 +214,23 @@ def test_api_errors_are_retried_until_convergence(cluster, operator, standin):
     assert samples("eevee_operator_reconcile_errors_total", {"kind": "BotModule", "reason": "ReconcileFailed"}) >= 1
     assert samples("eevee_operator_kube_requests_total", {"verb": "create", "resource": "deployments", "code": "500"}) == 3
     assert len(cluster.apps.list_namespaced_deployment(NAMESPACE).items) == 1
+
+
+def test_events_say_what_happened_one_per_change(cluster, operator):
+    """Reasons a user can filter on (kubectl get events --field-selector reason=RolledOut)."""
+    cluster.create(module("echo", moduleConfig="a: 1\n"))
+    eventually(lambda: cluster.ready("BotModule", "echo"))
+
+    def reasons():
+        return [(e["reason"], e["message"]) for e in cluster.events("echo") if e["type"] == "Normal"]
+
+    assert ("Created", "created ConfigMap eevee-echo-module-config") in reasons()
+    assert ("Created", "created Deployment eevee-echo-module") in reasons()
+    cluster.patch("BotModule", "echo", {"spec": {"image": "ghcr.io/eeveebot/echo:2.0.0"}})
+    eventually(lambda: ("RolledOut", "rolled out Deployment eevee-echo-module: new pod template") in reasons())
+    cluster.patch("BotModule", "echo", {"spec": {"size": 3}})
+    eventually(lambda: ("Scaled", "scaled Deployment eevee-echo-module: to 3 replicas") in reasons())
+    cluster.patch("BotModule", "echo", {"spec": {"enabled": False}})
+    eventually(lambda: ("ScaledDown", "scaled Deployment eevee-echo-module: to 0 replicas") in reasons())
+    cluster.patch("BotModule", "echo", {"spec": {"moduleConfig": None}})
+    eventually(lambda: ("Deleted", "deleted ConfigMap eevee-echo-module-config: no longer rendered") in reasons())

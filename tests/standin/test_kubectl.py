@@ -30,10 +30,13 @@ def test_kubectl_scenario(standin, kubectl, root, api):
     assert "unchanged" in kubectl("apply", "-f", str(root / "examples" / "botmodule-echo.yaml")).stdout
 
     table = kubectl("get", "bm").stdout.splitlines()
-    assert table[0].split() == ["NAME", "MODULE", "IMAGE", "SIZE", "ENABLED", "READY", "AGE"]
+    assert table[0].split() == ["NAME", "MODULE", "IMAGE", "READY", "STATUS", "AGE"]
     rows = {line.split()[0]: line.split() for line in table[1:]}
-    assert rows["router"][1:5] == ["router", "ghcr.io/eeveebot/router:1.4.2", "2", "true"]
-    assert rows["admin"][4] == "false"
+    assert rows["router"][1:3] == ["router", "ghcr.io/eeveebot/router:1.4.2"]
+    wide = kubectl("get", "bm", "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-2:] == ["ENABLED", "MESSAGE"]
+    enabled_at = wide[0].index("ENABLED")  # columns are fixed-width; READY and STATUS are empty with no operator
+    assert {line.split()[0]: line[enabled_at:].split()[0] for line in wide[1:]}["admin"] == "false"
     assert kubectl("get", "ipc", "eevee-bus", "-o", "jsonpath={.spec.nats.managed.enabled}").stdout == "true"
 
     kubectl("patch", "bm", "echo", "--type=json", "-p", '[{"op": "replace", "path": "/spec/size", "value": 3}]')
