@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tests.conftest import NAMESPACE, ROOT, eventually
 from tests.operator_fixtures import API_TOKEN, examples, module, wait_passes
@@ -155,9 +158,53 @@ def test_diff_shows_what_a_pass_would_send_and_sends_nothing(cluster, standin):
     assert standin.log.writes(mark) == []
 
 
-def test_demo_runs_the_whole_thing(tmp_path):
+def test_demo_runs_the_whole_thing_guides_and_cleans_up(tmp_path):
     result = subprocess.run([sys.executable, "-m", "eevee", "demo", "--port", "0", "--exit-after", "2"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "eevee-operator demo is running" in result.stdout
-    assert "get bm,ipc" in result.stdout and "demo stopped." in result.stdout
+    out = result.stdout
+    assert "demo: starting the Kubernetes API stand-in..." in out and "demo: starting the operator" in out  # progress
+    assert "eevee-operator demo is running" in out and "kubectl get bm,ipc" in out and "demo stopped." in out
+    kubeconfig = re.search(r"export KUBECONFIG=(\S+)", out).group(1)
+    assert "--kubeconfig" not in out and "curl -s " in out and "curl {" not in out
+    assert not Path(kubeconfig).parent.exists()  # the kubeconfig and the API token are gone
+    assert "eevee-operator 0" in result.stderr and " started" in result.stderr  # the operator's log, readable text
+
+
+def test_demo_on_a_busy_port_is_a_one_line_error():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "eevee", "demo", "--port", str(port), "--quiet", "--exit-after", "1"],
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: cannot listen on port {port} (Address already in use); try --port 0 for any free port"
+
+
+def test_demo_takes_the_rules_to_try(tmp_path, root):
+    rules = tmp_path / "my-rules"
+    shutil.copytree(root / "rules", rules)
+    (rules / "botmodule.yaml").write_text((rules / "botmodule.yaml").read_text().replace("revisionHistoryLimit: 5", "revisionHistoryLimit: 7"))
+    result = subprocess.run([sys.executable, "-m", "eevee", "demo", "--port", "0", "--quiet", "--rules", str(rules), "--exit-after", "1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and f"rule tables in {rules}" in result.stdout
+    (rules / "botmodule.yaml").write_text("children: [\n")
+    broken = subprocess.run([sys.executable, "-m", "eevee", "demo", "--port", "0", "--quiet", "--exit-after", "1"],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "RULES_DIR": str(rules)})
+    assert broken.returncode == 1 and "the rule tables are refused" in broken.stderr and "botmodule.yaml" in broken.stderr
+
+
+def test_every_command_documents_its_options_and_run_its_environment():
+    from eevee.cli import parser
+
+    (commands,) = [a for a in parser()._actions if a.choices and a.dest == "command"]
+    assert set(commands.choices) == {"run", "diff", "demo", "render", "check-rules", "version"}
+    for name, sub in commands.choices.items():
+        undocumented = [a.option_strings or a.dest for a in sub._actions if not a.help]
+        assert undocumented == [], name
+        assert subprocess.run([sys.executable, "-m", "eevee", name, "--help"], capture_output=True, timeout=60).returncode == 0
+    run = subprocess.run([sys.executable, "-m", "eevee", "run", "--help"], capture_output=True, text=True, timeout=60).stdout
+    for variable in ("NAMESPACE", "WATCH_NAMESPACES", "KUBE_IN_CLUSTER_CONFIG", "HTTP_API_PORT", "EEVEE_OPERATOR_API_TOKEN",
+                     "POLL_INTERVAL_SECONDS", "RULES_DIR", "LOG_LEVEL", "LOG_FORMAT", "LEADER_ELECTION", "LEASE_DURATION_SECONDS"):
+        assert variable in run
