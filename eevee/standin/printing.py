@@ -1,8 +1,9 @@
 """Server-side printing: the ``Table`` that ``kubectl get`` asks for.
 
 Custom resources use their CRD's ``additionalPrinterColumns`` (a JSONPath subset:
-``.a.b``, ``.a[0]``, ``.a[?(@.type=="Ready")].status``); built-in kinds get the
-name and age, and Deployments their replica counts, as kubectl shows them.
+``.a.b``, ``.a[0]``, ``.a[?(@.type=="Ready")].status``); the built-in kinds the demo
+shows get the columns a real server prints (Deployments, Services, claims, ConfigMaps,
+Secrets, Events), every other kind its name and age.
 """
 
 from __future__ import annotations
@@ -120,6 +121,13 @@ def _columns(rt: ResourceType) -> list[dict[str, Any]]:
         "jsonPath": ".metadata.creationTimestamp",
         "date": True,
     }
+    computed = _BUILTIN_COLUMNS.get(rt.kind)
+    if computed is not None:
+        columns = [
+            {"name": title, "type": "string", "format": "", "description": "", "priority": 0, "compute": compute}
+            for title, compute in computed
+        ]
+        return columns if rt.kind == "Event" else [name, *columns, age]  # events: no name, no age
     if rt.kind == "Deployment":
         return [
             name,
@@ -154,6 +162,45 @@ def _columns(rt: ResourceType) -> list[dict[str, Any]]:
     return [name, age]
 
 
+def _ports(obj: dict[str, Any]) -> str:
+    ports = (obj.get("spec") or {}).get("ports") or []
+    return ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports) or "<none>"
+
+
+def _event_object(obj: dict[str, Any]) -> str:
+    involved = obj.get("involvedObject") or {}
+    return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
+
+
+# The columns kubectl shows for these kinds on a real cluster (its server-side printers).
+_BUILTIN_COLUMNS: dict[str, list[tuple[str, Any]]] = {
+    "Service": [
+        ("Type", lambda o: (o.get("spec") or {}).get("type", "ClusterIP")),
+        ("Cluster-IP", lambda o: (o.get("spec") or {}).get("clusterIP", "<none>")),
+        ("External-IP", lambda o: "<none>"),
+        ("Port(s)", _ports),
+    ],
+    "PersistentVolumeClaim": [
+        ("Status", lambda o: (o.get("status") or {}).get("phase", "")),
+        ("Volume", lambda o: (o.get("spec") or {}).get("volumeName", "")),
+        ("Capacity", lambda o: ((o.get("status") or {}).get("capacity") or {}).get("storage", "")),
+        ("Access Modes", lambda o: ",".join(
+            {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}.get(m, m)
+            for m in (o.get("spec") or {}).get("accessModes") or [])),
+        ("StorageClass", lambda o: (o.get("spec") or {}).get("storageClassName") or "<unset>"),
+    ],
+    "ConfigMap": [("Data", lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {}))],
+    "Secret": [("Type", lambda o: o.get("type", "Opaque")), ("Data", lambda o: len(o.get("data") or {}))],
+    "Event": [
+        ("Last Seen", lambda o: human_age(o.get("lastTimestamp") or o.get("eventTime") or o["metadata"].get("creationTimestamp"))),
+        ("Type", lambda o: o.get("type", "")),
+        ("Reason", lambda o: o.get("reason", "")),
+        ("Object", _event_object),
+        ("Message", lambda o: o.get("message", "")),
+    ],
+}
+
+
 def table(rt: ResourceType, items: list[dict[str, Any]], resource_version: str) -> dict[str, Any]:
     columns = _columns(rt)
     rows = []
@@ -167,6 +214,8 @@ def table(rt: ResourceType, items: list[dict[str, Any]], resource_version: str) 
                 cells.append(f"{status.get('readyReplicas', 0)}/{(obj.get('spec') or {}).get('replicas', 0)}")
             elif column.get("date"):
                 cells.append(human_age(obj["metadata"].get("creationTimestamp")))
+            elif "compute" in column:
+                cells.append(column["compute"](obj))
             else:
                 value = _cell(column, obj)
                 cells.append(0 if value is None and column.get("zero") else value)

@@ -185,6 +185,12 @@ _KINDS: dict[str, Scalar] = {
             4: ("immutable", _bool, "one"),
         }
     ),
+    "Namespace": _message(
+        {
+            1: ("metadata", _OBJECT_META, "one"),
+            2: ("spec", _message({1: ("finalizers", _text, "list")}), "one"),
+        }
+    ),
     "DeleteOptions": _message(
         {
             1: ("gracePeriodSeconds", _int, "one"),

@@ -339,9 +339,11 @@ class Handler(BaseHTTPRequestHandler):
         return sorted(out)
 
     def _openapi_v3(self, gv: str) -> dict[str, Any]:
-        """Enough OpenAPI v3 for kubectl to see that PATCH takes ``fieldValidation``
-        (so it validates on the server instead of downloading schemas)."""
+        """Enough OpenAPI v3 for kubectl: PATCH takes ``fieldValidation`` (so it validates on
+        the server instead of downloading schemas), and the schemas of custom resources
+        (so ``kubectl explain`` works for them)."""
         paths: dict[str, Any] = {}
+        schemas: dict[str, Any] = {}
         for rt in self.server.standin.registry.all():
             if ("api/v1" if not rt.group else f"apis/{rt.group}/{rt.version}") != gv or rt.version != gv.rsplit("/", 1)[
                 -1
@@ -362,11 +364,19 @@ class Handler(BaseHTTPRequestHandler):
                 "responses": {"200": {"description": "OK"}},
             }
             paths[base] = {"patch": operation}
+            if rt.schema is not None:
+                # The CRD's own schema, named and tagged as the real server publishes it:
+                # what `kubectl explain` reads.
+                group = ".".join(reversed(rt.group.split("."))) if rt.group else "io.k8s.api.core"
+                schemas[f"{group}.{rt.version}.{rt.kind}"] = {
+                    **rt.schema,
+                    "x-kubernetes-group-version-kind": [{"group": rt.group, "version": rt.version, "kind": rt.kind}],
+                }
         return {
             "openapi": "3.0.0",
             "info": {"title": "Kubernetes", "version": VERSION_INFO["gitVersion"]},
             "paths": paths,
-            "components": {"schemas": {}},
+            "components": {"schemas": schemas},
         }
 
     @staticmethod
@@ -691,7 +701,12 @@ class Handler(BaseHTTPRequestHandler):
         stop = threading.Event()
         standin.register_watch(stop)
 
+        as_table = "as=Table" in self.headers.get("Accept", "")  # `kubectl get -w`: rows, not objects
+
         def chunk(event: dict[str, Any]) -> None:
+            obj = event.get("object")
+            if as_table and event.get("type") in ("ADDED", "MODIFIED", "DELETED") and isinstance(obj, dict):
+                event = {"type": event["type"], "object": printing.table(route.rt, [obj], obj["metadata"]["resourceVersion"])}
             data = dumps(event) + b"\n"
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import threading
 
 import pytest
 from kubernetes import client
@@ -69,3 +71,47 @@ def test_kubectl_scenario(standin, kubectl, root, api):
     assert "NotFound" in kubectl("get", "bm", "echo", check=False).stderr
     kubectl("delete", "-f", str(root / "examples"), "--ignore-not-found")
     assert kubectl("get", "bm", "-o", "name").stdout == ""
+
+
+def test_what_the_demo_shows_looks_as_on_a_cluster(standin, kubectl, root):
+    """kubectl explain (OpenAPI v3 from the CRDs), the columns of the kinds the demo lists,
+    `get -w` keeping its columns, and `kubectl create namespace` (a protobuf body)."""
+    kubectl("apply", "-f", str(root / "crds"))
+    kubectl("apply", "-f", str(root / "examples"))
+    explained = kubectl("explain", "bm.spec.moduleConfig").stdout
+    assert "KIND:       BotModule" in explained and "YAML text holding a mapping of settings" in explained
+    assert "The token that authenticates the modules to NATS" in kubectl("explain", "ipc.spec.nats").stdout
+    assert kubectl("create", "namespace", "more-bots").stdout.strip() == "namespace/more-bots created"
+
+    kubectl("create", "configmap", "settings", "--from-literal=a=1", "--from-literal=b=2")
+    kubectl("create", "service", "clusterip", "web", "--tcp=80:8080", check=False)  # protobuf: refused or made
+    kubectl("apply", "-f", "-", stdin='{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "nats"}, "spec": {"ports": [{"name": "client", "port": 4222}]}}')
+    kubectl("apply", "-f", "-", stdin='{"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"}, '
+                                       '"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}')
+    assert kubectl("get", "cm", "settings").stdout.split()[:4] == ["NAME", "DATA", "AGE", "settings"]
+    assert kubectl("get", "svc", "nats").stdout.splitlines()[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    assert "4222/TCP" in kubectl("get", "svc", "nats").stdout
+    pvc = kubectl("get", "pvc", "data").stdout.splitlines()
+    assert pvc[0].split() == ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS", "MODES", "STORAGECLASS", "AGE"] and "RWO" in pvc[1]
+    standin.seed({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "echo.1", "namespace": NAMESPACE},
+                  "involvedObject": {"kind": "BotModule", "name": "echo"}, "reason": "Created", "type": "Normal",
+                  "message": "created Deployment eevee-echo-module"})
+    events = kubectl("get", "events").stdout.splitlines()
+    assert events[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert events[1].split()[1:4] == ["Normal", "Created", "botmodule/echo"]  # LAST SEEN, then these
+
+    watching = subprocess.Popen([kubectl.binary, "-n", NAMESPACE, "get", "bm", "-w"], env=kubectl.env, stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(watching.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        eventually(lambda: any(line.startswith("router") for line in lines))  # the listed rows are in
+        kubectl("patch", "bm", "echo", "--type=merge", "-p", '{"spec": {"size": 2}}')
+        eventually(lambda: len([line for line in lines if line.startswith("echo")]) == 2)  # and the watched one
+    finally:
+        watching.terminate()
+        watching.wait(10)
+        reader.join(10)
+        watching.stdout.close()
+    assert lines[0].split() == ["NAME", "MODULE", "IMAGE", "READY", "STATUS", "AGE"]
+    assert [line.split()[:3] for line in lines if line.startswith("echo")][-1] == ["echo", "echo", "ghcr.io/eeveebot/echo:1.0.0"]
