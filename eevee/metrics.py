@@ -131,6 +131,12 @@ class Metrics:
             buckets=_FAST,
             registry=r,
         )
+        self.kind_unavailable = Gauge(
+            "eevee_operator_kind_unavailable",
+            "1 while a kind the rule tables use cannot be listed (404: not served; 403: not allowed).",
+            ["kind"],
+            registry=r,
+        )
         self.leader = Gauge("eevee_operator_leader", "1 while this replica holds the leader lease.", registry=r)
         self.watch_restarts = Counter(
             "eevee_operator_watch_restarts_total",

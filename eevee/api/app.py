@@ -72,7 +72,14 @@ def make_app(settings: Settings, kube: Kube, metrics: Metrics, runner: Any) -> b
     @app.get("/ready")
     def ready() -> Any:
         state = runner.health()
-        body = {"ready": state.ready, "leader": state.leader, "passes": state.passes, "rulesValid": state.rules_valid}
+        body = {
+            "ready": state.ready,
+            "leader": state.leader,
+            "passes": state.passes,
+            "rulesValid": state.rules_valid,
+            # Kinds the tables use that cannot be listed: those resources are not reconciled.
+            "unavailableKinds": state.unavailable_kinds,
+        }
         if not state.ready:
             return bottle.HTTPResponse(
                 status=503, body=bottle.json_dumps(body), headers={"Content-Type": "application/json"}

@@ -25,6 +25,7 @@ MANAGED_FIELDS = "eevee.bot/managed-fields"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "eevee-operator"
 CHILD_LABEL = "eevee.bot/child"
+RETAIN = "eevee.bot/retain"  # annotation: never delete this object, whatever the tables say later
 _MANAGED_FIELDS_PATH: Path = ("metadata", "annotations", MANAGED_FIELDS)
 _IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")}
 
@@ -395,6 +396,10 @@ class Renderer:
                 }
             ]
 
+        if not rule.prune:
+            # Kept on the object: should a table edit drop this child, the operator still
+            # knows never to delete what it made under it (a token, a claim).
+            metadata.setdefault("annotations", {})[RETAIN] = "true"
         targets: list[tuple[Path, bool]] = []
         units: list[Path] = []
         try:

@@ -78,6 +78,7 @@ def compute_status(
     problem: Problem | None,
     previous: Mapping[str, Any] | None,
     now: str,
+    child_kinds: list[str] | None = None,
 ) -> dict[str, Any]:
     """The status this resource should have. ``rendered`` holds the ids of the children the
     current rendering has; ``live`` the live objects by id."""
@@ -105,6 +106,10 @@ def compute_status(
         "observedGeneration": scope["metadata"].get("generation", 0),
         "conditions": [condition] + [c for c in previous.get("conditions") or [] if c.get("type") != READY],
     }
+    if child_kinds is not None:
+        # The kinds of child this resource may have ("apps/v1/Deployment"): after a table edit
+        # drops a kind, the operator still knows to look for (and prune) objects of it.
+        status["childKinds"] = child_kinds
     if problem is None:
         for patch in table.status_patches:
             result = patch.source.evaluate(status_scope)

@@ -25,6 +25,7 @@ from eevee.engine.render import (
     CHILD_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    RETAIN,
     DesiredChild,
     InvalidSpec,
     Renderer,
@@ -173,6 +174,15 @@ class Reconciler:
         changed: list[str] = []
         failures: list[KubeError | Refused] = []
         for child in rendering.children:
+            if child.kind in snapshot.unavailable:
+                failures.append(
+                    Refused(
+                        "KindUnavailable",
+                        f"{child.kind} {child.name} cannot be made: the API server does not list "
+                        f"{snapshot.unavailable[child.kind]}; the other children are reconciled",
+                    )
+                )
+                continue
             try:
                 action = self._apply(resource, child, snapshot, outcome)
             except (KubeError, Refused) as error:  # the other children still converge
@@ -201,6 +211,10 @@ class Reconciler:
 
     @staticmethod
     def _prunable(table: Table, live: Obj) -> bool:
+        """A child the rules no longer render goes, unless its rule says prune: false, or (its
+        rule gone from the table) the object itself says it was made to be retained."""
+        if (live["metadata"].get("annotations") or {}).get(RETAIN) == "true":
+            return False
         child_id = (live["metadata"].get("labels") or {}).get(CHILD_LABEL)
         rule = next((c for c in table.children if c.id == child_id), None)
         return rule is None or rule.prune
@@ -332,8 +346,17 @@ class Reconciler:
         scope.setdefault("values", {})
         live = self._live_children(rendering, snapshot) if rendering is not None else {}
         previous = resource.get("status") or {}
+        kinds = {f"{c.api_version}/{c.kind}" for c in table.children}
+        kinds |= {f"{o['apiVersion']}/{o['kind']}" for o in snapshot.owned_by(resource["metadata"].get("uid", ""))}
         status = compute_status(
-            table, scope, live, rendered=rendered, problem=problem, previous=previous, now=rfc3339_now()
+            table,
+            scope,
+            live,
+            rendered=rendered,
+            problem=problem,
+            previous=previous,
+            now=rfc3339_now(),
+            child_kinds=sorted(kinds),
         )
         outcome.gauges = gauge_samples(table, scope, live)
         if not status_changed(previous, status):

@@ -54,6 +54,7 @@ class Health:
     passes: int
     last_pass_seconds: float | None
     rules_valid: bool
+    unavailable_kinds: dict[str, str]
 
 
 class Runner:
@@ -112,6 +113,7 @@ class Runner:
             passes=self.passes,
             last_pass_seconds=self.last_pass_seconds,
             rules_valid=self.rules_source.valid,
+            unavailable_kinds=dict(self.snapshot.unavailable),
         )
 
     def _leadership_changed(self, leading: bool) -> None:
@@ -220,6 +222,11 @@ class Runner:
             log.warning("listing failed; the pass is retried with backoff: %s", error)
             return False
         self.pass_backoff.succeeded("pass")
+        for kind, why in snapshot.unavailable.items():
+            if kind not in self.snapshot.unavailable:
+                log.error("kind %s cannot be listed, resources needing it are marked: %s", kind, why)
+        for kind in {*snapshot.unavailable, *self.snapshot.unavailable}:
+            self.metrics.kind_unavailable.labels(kind).set(1 if kind in snapshot.unavailable else 0)
         self.snapshot = snapshot
         self._watch_versions.update(snapshot.versions)
         self._discard_events()  # the fresh lists already hold what the queued events said
@@ -398,6 +405,9 @@ class Runner:
         if rules is not None:
             self.rules = rules
             self.cache = RenderCache()
+            # New tables may fix what failed: retry everything now, not after leftover backoff.
+            self.backoff = Backoff()
+            self.pass_backoff.succeeded("pass")
             self._pass_requested = True
             self._start_watches()
 

@@ -34,6 +34,7 @@ class Snapshot:
     versions: dict[tuple[str, str | None], str] = field(default_factory=dict)  # (kind, namespace) -> list version
     uids: dict[str, Key] = field(default_factory=dict)  # custom resource uid -> key
     fetched: dict[Key, Obj | None] = field(default_factory=dict)  # other referenced objects, read this pass
+    unavailable: dict[str, str] = field(default_factory=dict)  # kind -> why it could not be listed (404, 403)
 
     # --- custom resources ---
 
@@ -111,20 +112,55 @@ class Snapshot:
         return counts
 
 
+# A kind the API server does not serve (404: a typo in a table, a CRD not installed) or will not
+# show the operator (403: RBAC not extended for a kind a table added). Such a kind does not stop
+# the pass: the resources that need it say so, every other kind carries on.
+UNAVAILABLE = (403, 404)
+
+
 def take_snapshot(kube: Kube, rules: RuleSet, namespaces: tuple[str, ...]) -> Snapshot:
-    """List every custom-resource kind and every child kind once per namespace (``*``: all)."""
+    """List every custom-resource kind and every child kind once per namespace (``*``: all).
+
+    Child kinds also include those no table renders any more but that a resource records in
+    its ``status.childKinds`` (objects of them may remain, and are then pruned)."""
     snapshot = Snapshot()
     scopes: list[str | None] = [None] if namespaces == ("*",) else list(namespaces)
     selector = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
     for namespace in scopes:
         for table in rules.tables.values():
-            items, version = kube.list(table.api_version, table.plural, namespace)
+            if table.kind in snapshot.unavailable:
+                continue
+            try:
+                items, version = kube.list(table.api_version, table.plural, namespace)
+            except KubeError as error:
+                if error.code not in UNAVAILABLE:
+                    raise
+                snapshot.unavailable[table.kind] = f"{table.api_version} {table.plural}: {error}"
+                continue
             snapshot.versions[(table.kind, namespace)] = version
             for item in items:
                 snapshot.put_resource(item)
-        for api_version, kind in rules.child_kinds():
-            items, version = kube.list(api_version, plural_of(kind), namespace, label_selector=selector)
+        for api_version, kind in _child_kinds(rules, snapshot):
+            if kind in snapshot.unavailable:
+                continue
+            try:
+                items, version = kube.list(api_version, plural_of(kind), namespace, label_selector=selector)
+            except KubeError as error:
+                if error.code not in UNAVAILABLE:
+                    raise
+                snapshot.unavailable[kind] = f"{api_version} {plural_of(kind)}: {error}"
+                continue
             snapshot.versions[(kind, namespace)] = version
             for item in items:
                 snapshot.put_child(item)
     return snapshot
+
+
+def _child_kinds(rules: RuleSet, snapshot: Snapshot) -> list[tuple[str, str]]:
+    kinds = dict.fromkeys(rules.child_kinds())
+    for resource in snapshot.resources.values():
+        for recorded in (resource.get("status") or {}).get("childKinds") or []:
+            api_version, _, kind = str(recorded).rpartition("/")
+            if api_version and kind:
+                kinds.setdefault((api_version, kind))
+    return list(kinds)
