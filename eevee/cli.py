@@ -43,17 +43,32 @@ def cmd_render(args: argparse.Namespace) -> int:
             print(f"skipped {resource['kind']} {name}: no rule table for this kind", file=sys.stderr)
     failed = 0
     documents = []
-    for resource, result in render_resources(rules, known, operator=load_settings().operator_scope()):
+
+    def warn(resource: dict, field: str, what: str) -> None:
+        where = f"{resource['kind']} {resource['metadata']['namespace']}/{resource['metadata']['name']}"
+        print(f"warning: {where}: {field}: {what} is not in the given files; shown as a placeholder", file=sys.stderr)
+
+    results = render_resources(
+        rules, known, operator=load_settings().operator_scope(), placeholders=True, warn=warn  # type: ignore[arg-type]
+    )
+    for resource, result in results:
         where = f"{resource['kind']} {resource['metadata']['namespace']}/{resource['metadata']['name']}"
         if isinstance(result, InvalidSpec):
             failed += 1
             for problem in result.problems:
                 print(f"error: {where}: {problem.field}: {problem.reason}", file=sys.stderr)
             continue
-        documents.extend(child.body for child in result.children)
+        documents.extend(child.body if args.show_secrets else redacted(child.body) for child in result.children)
     if documents:
         sys.stdout.write(dump_manifests(documents))
     return 1 if failed else 0
+
+
+def redacted(body: dict) -> dict:
+    """A Secret's values as <redacted> (a generated token differs on every run anyway)."""
+    if body.get("kind") != "Secret" or not body.get("data"):
+        return body
+    return {**body, "data": {key: "<redacted>" for key in body["data"]}}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -77,6 +92,9 @@ def parser() -> argparse.ArgumentParser:
     )
     render.add_argument("-n", "--namespace", default="eevee-bot", help="namespace for resources that name none")
     render.add_argument("--rules", help="rules directory (default: RULES_DIR or the bundled rules)")
+    render.add_argument(
+        "--show-secrets", action="store_true", help="show generated Secret values (redacted by default)"
+    )
     render.set_defaults(func=cmd_render)
 
     from eevee.commands import add_cluster_commands

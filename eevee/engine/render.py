@@ -217,8 +217,13 @@ class Renderer:
         operator: Mapping[str, Any] | None = None,
         generate: Generator = random_token,
         cache: RenderCache | None = None,
+        placeholders: bool = False,
     ) -> None:
         self.rules = rules
+        # Offline (`render`): a referenced object that is not given is a placeholder, named in
+        # placeholders_used, instead of a ReferenceNotFound.
+        self.placeholders = placeholders
+        self.placeholders_used: list[tuple[str, str]] = []
         self.lookup = lookup
         self.fetch = fetch or (lambda api_version, kind, namespace, name: None)
         self.operator = dict(operator or {})
@@ -264,6 +269,7 @@ class Renderer:
                     raise cached
                 return cached
         self._used = {}
+        self.placeholders_used = []
         result: Rendering | InvalidSpec
         try:
             result = self._render(resource)
@@ -325,13 +331,25 @@ class Renderer:
                 field = ref.source.origin(scope)
                 origins[f"refs.{ref.name}"] = field
                 if ref.kind in self.rules.tables:
-                    refs[ref.name] = self._exports_of(ref.kind, namespace, str(name), field=field)
+                    try:
+                        refs[ref.name] = self._exports_of(ref.kind, namespace, str(name), field=field)
+                    except ReferenceNotFound:
+                        if not self.placeholders or self._get(ref.kind, None, namespace, str(name)) is not None:
+                            raise
+                        exports = self.rules.table(ref.kind).exports
+                        refs[ref.name] = {e: f"<{e} of {ref.kind} {name}>" for e in exports}
+                        self.placeholders_used.append((field, f"{ref.kind} {namespace}/{name}"))
                 else:
                     target = self._get(ref.kind, ref.api_version, namespace, str(name))
+                    if target is None and self.placeholders:
+                        target = _placeholder(ref.kind, namespace, str(name))
+                        if not str(name).startswith("<"):  # named by another placeholder: said already
+                            self.placeholders_used.append((field, f"{ref.kind} {namespace}/{name}"))
                     if target is None:
                         raise ReferenceNotFound([SpecProblem(field, f"{ref.kind} {namespace}/{name} does not exist")])
                     refs[ref.name] = target
-            run_checks(table, scope, stage="refs")
+            if not self.placeholders_used:  # what a placeholder holds cannot be checked
+                run_checks(table, scope, stage="refs")
             scope["labels"] = {
                 key: text for key, template in table.labels if (text := template.render(scope)) is not UNSET
             }
@@ -443,6 +461,10 @@ class Renderer:
         )
 
 
+def _placeholder(kind: str, namespace: str, name: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": namespace, "uid": f"<uid of {kind} {name}>"}}
+
+
 def _version_of(obj: Mapping[str, Any] | None) -> Any:
     """What identifies the content of a referenced object (None: it does not exist)."""
     if obj is None:
@@ -475,8 +497,13 @@ def render_resources(
     *,
     operator: Mapping[str, Any] | None = None,
     generate: Generator = random_token,
+    placeholders: bool = False,
+    warn: Callable[[Mapping[str, Any], str, str], None] | None = None,
 ) -> list[tuple[Mapping[str, Any], Rendering | InvalidSpec]]:
-    """Render a set of resources that reference each other (``eevee-operator render``)."""
+    """Render a set of resources that reference each other (``eevee-operator render``).
+
+    With ``placeholders``, what they reference but the set lacks is shown as a placeholder,
+    and ``warn(resource, field, what)`` is told."""
     index = {(r["kind"], r["metadata"].get("namespace", "default"), r["metadata"]["name"]): r for r in resources}
     renderer = Renderer(
         rules,
@@ -484,6 +511,7 @@ def render_resources(
         fetch=lambda api_version, k, ns, n: index.get((k, ns, n)),
         operator=operator,
         generate=generate,
+        placeholders=placeholders,
     )
     # Referenced kinds first, and what they render is readable by the others (a module
     # reads the token Secret its IpcConfig makes), as on a cluster after one pass.
@@ -496,6 +524,9 @@ def render_resources(
         except InvalidSpec as error:
             results[number] = (resource, error)
             continue
+        for field, what in renderer.placeholders_used:
+            if warn is not None:
+                warn(resource, field, what)
         results[number] = (resource, rendering)
         for child in rendering.children:
             index.setdefault((child.kind, child.namespace, child.name), child.body)

@@ -134,3 +134,12 @@ def test_the_rendered_charts_apply_to_the_stand_in(standin, kubectl, tmp_path):
     eventually(lambda: kubectl("get", "deployment", "eevee-operator", "-o", "jsonpath={.status.readyReplicas}").stdout == "1")
     kubectl("apply", "-f", str(ROOT / "examples"))
     assert "router" in kubectl("get", "bm").stdout
+
+
+def test_rbac_can_be_extended_for_kinds_a_table_adds():
+    extra = {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]}
+    for values in ({"rules": {"rbac": [extra]}}, {"rules": {"rbac": [extra]}, "watchNamespaces": ["*"]}):
+        roles = [o for o in render(values) if o["kind"] in ("Role", "ClusterRole") and not o["metadata"]["name"].endswith("leader-election")]
+        assert roles and all(extra in role["rules"] for role in roles)
+    with pytest.raises(HelmValuesError):
+        render({"rules": {"rbac": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["escalate"]}]}})

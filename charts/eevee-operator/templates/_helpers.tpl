@@ -67,4 +67,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- with .Values.rules.rbac }}
+# For the kinds rule tables add (rules.extra / rules.override): rules.rbac.
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
