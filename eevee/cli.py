@@ -15,19 +15,21 @@ from eevee.engine.render import InvalidSpec, render_resources
 from eevee.engine.tables import RuleSet, TableError, load_rules
 from eevee.kube.client import ConfigurationError
 from eevee.locations import bundled
-from eevee.manifests import ManifestError, dump_manifests, read_manifests
+from eevee.manifests import ManifestError, dump_manifests, kind_schemas, read_manifests
 from eevee.settings import SettingsError, load_settings
 
 
 def _rules(directory: str | None) -> RuleSet:
-    return load_rules(directory or load_settings().rules_dir)
+    return load_rules(directory or load_settings().rules_dir, schemas=kind_schemas())
 
 
 def cmd_check_rules(args: argparse.Namespace) -> int:
     directory = args.directory or load_settings().rules_dir
-    rules = load_rules(directory)
+    rules = load_rules(directory, schemas=kind_schemas(args.crds or ()))
     for kind, table in rules.tables.items():
         print(f"ok  {table.file}: {kind} ({len(table.children)} children)")
+    for note in rules.notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 
@@ -84,6 +86,11 @@ def parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-rules", help="validate the rule tables in a directory")
     check.add_argument("directory", nargs="?", help=f"rules directory (default: RULES_DIR or {bundled('rules')})")
+    check.add_argument(
+        "--crds",
+        action="append",
+        help="CRD file or directory for the custom kinds tables make (repeatable; the bundled CRDs are always in)",
+    )
     check.set_defaults(func=cmd_check_rules)
 
     render = commands.add_parser("render", help="print the child objects the rules make of resources (no cluster)")

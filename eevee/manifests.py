@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.scalarstring import LiteralScalarString
+
+if TYPE_CHECKING:
+    from eevee.engine.kubeschema import KindSchemas
 
 
 class ManifestError(ValueError):
@@ -93,3 +96,12 @@ def _literal_blocks(node: Any) -> Any:
     if isinstance(node, str) and "\n" in node and not node.endswith((" ", "\t")):
         return LiteralScalarString(node)
     return node
+
+
+def kind_schemas(extra: Sequence[str | Path] = ()) -> KindSchemas:
+    """What rule tables are checked against: the built-in kinds, the bundled CRDs and ``extra``
+    CRD files or directories (``check-rules --crds``)."""
+    from eevee.engine.kubeschema import KindSchemas
+    from eevee.locations import bundled
+
+    return KindSchemas(read_manifests([bundled("crds"), *map(Path, extra)]))

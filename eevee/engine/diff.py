@@ -24,8 +24,8 @@ from typing import Any
 
 import jsonpatch
 
-from eevee.engine.paths import ListKey, Path, decode_path_set, find_index, get, pointer
-from eevee.engine.render import MANAGED_FIELDS, DesiredChild, copy_json, flatten
+from eevee.engine.paths import ListKey, Path, decode_path_set, find_index, flatten, get, pointer
+from eevee.engine.render import MANAGED_FIELDS, DesiredChild, copy_json
 
 _MISSING = object()
 

@@ -232,3 +232,30 @@ def _decode(node: dict[str, Any], prefix: Path, leaves: list[Path], units: list[
             _decode(child, path, leaves, units)
         else:
             leaves.append(path)
+
+
+def list_key_field(field: str | ListKey | None) -> str:
+    """Which field identifies the items of a list (Kubernetes' own merge keys)."""
+    return "uid" if field == "ownerReferences" else "name"
+
+
+def flatten(document: Any, prefix: Path = ()) -> list[tuple[Path, Any]]:
+    """Every leaf of ``document``: lists of named objects are walked by key, other lists
+    and empty mappings are single values."""
+    leaves: list[tuple[Path, Any]] = []
+    _flatten(document, prefix, leaves)
+    return leaves
+
+
+def _flatten(node: Any, prefix: Path, out: list[tuple[Path, Any]]) -> None:
+    if isinstance(node, dict) and node:
+        for key, value in node.items():
+            _flatten(value, (*prefix, key), out)
+        return
+    if isinstance(node, list) and node:
+        key = list_key_field(prefix[-1] if prefix else None)
+        if all(isinstance(item, dict) and isinstance(item.get(key), str) for item in node):
+            for item in node:
+                _flatten(item, (*prefix, ListKey(key, item[key])), out)
+            return
+    out.append((prefix, node))

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from eevee.engine.expressions import UNSET, EvaluationError, Generator, field_origin, random_token
-from eevee.engine.paths import ListKey, Path, assign, encode_path_set
+from eevee.engine.paths import Path, assign, encode_path_set, flatten
 from eevee.engine.tables import ChildRule, RuleSet, Table, flatten_cerberus_errors
 
 MANAGED_FIELDS = "eevee.bot/managed-fields"
@@ -90,33 +90,6 @@ def copy_json(value: Any) -> Any:
     if isinstance(value, list):
         return [copy_json(v) for v in value]
     return value
-
-
-def list_key_field(field: str | ListKey | None) -> str:
-    """Which field identifies the items of a list (Kubernetes' own merge keys)."""
-    return "uid" if field == "ownerReferences" else "name"
-
-
-def flatten(document: Any, prefix: Path = ()) -> list[tuple[Path, Any]]:
-    """Every leaf of ``document``: lists of named objects are walked by key, other lists
-    and empty mappings are single values."""
-    leaves: list[tuple[Path, Any]] = []
-    _flatten(document, prefix, leaves)
-    return leaves
-
-
-def _flatten(node: Any, prefix: Path, out: list[tuple[Path, Any]]) -> None:
-    if isinstance(node, dict) and node:
-        for key, value in node.items():
-            _flatten(value, (*prefix, key), out)
-        return
-    if isinstance(node, list) and node:
-        key = list_key_field(prefix[-1] if prefix else None)
-        if all(isinstance(item, dict) and isinstance(item.get(key), str) for item in node):
-            for item in node:
-                _flatten(item, (*prefix, ListKey(key, item[key])), out)
-            return
-    out.append((prefix, node))
 
 
 def validate_resource(table: Table, resource: Mapping[str, Any]) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import cerberus
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.nodes import MappingNode, SequenceNode
 
 from eevee.engine.expressions import (
     SOURCE_KEYS,
@@ -38,7 +39,8 @@ from eevee.engine.expressions import (
     condition_paths,
     source_paths,
 )
-from eevee.engine.paths import Path, PathError, format_path, parse_path
+from eevee.engine.kubeschema import KindSchemas, Unchecked, json_type
+from eevee.engine.paths import Path, PathError, flatten, format_path, parse_path
 
 # Roots a path may start with, and what they hold (see docs/rule-tables.md).
 RESOURCE_ROOTS = ("metadata", "spec")
@@ -264,6 +266,7 @@ class Table:
     status_patches: tuple[CompiledPatch, ...]
     ref_uses: tuple[tuple[str, Path], ...] = ()
     metrics: tuple[MetricRule, ...] = ()
+    notes: tuple[str, ...] = ()
     validator_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @property
@@ -281,6 +284,7 @@ class RuleSet:
 
     tables: Mapping[str, Table]
     sources: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())  # what could not be checked, and why
 
     def table(self, kind: str) -> Table:
         return self.tables[kind]
@@ -319,17 +323,56 @@ def _yaml() -> YAML:
 
 def read_table_file(path: str | os.PathLike[str]) -> Any:
     """Parse one table file; raise TableError with the YAML problem and its line."""
+    return read_table(path)[0]
+
+
+def read_table(path: str | os.PathLike[str]) -> tuple[Any, Any]:
+    """One table file as (document, node tree); the nodes know the lines of what errors name."""
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8") as handle:
-            return _yaml().load(handle)
+            text = handle.read()
+        return _yaml().load(text), _yaml().compose(text)
     except YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
+        # Where the broken construct starts (an unclosed quote), not where the parser gave up.
+        mark = getattr(error, "context_mark", None) or getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "document"
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        context = getattr(error, "context", None)
+        end = getattr(error, "problem_mark", None)
+        if context and end is not None and end is not mark:
+            problem = f"{context}: {problem} (line {end.line + 1})"
         raise TableError([(name, where, f"YAML syntax error: {problem}")]) from None
     except OSError as error:
         raise TableError([(name, "file", f"cannot read: {error.strerror}")]) from None
+
+
+def _node_id(node: Any, field: str = "id") -> Any:
+    if not isinstance(node, MappingNode):
+        return None
+    return next((getattr(v, "value", None) for k, v in node.value if getattr(k, "value", None) == field), None)
+
+
+def line_of(node: Any, rule: str) -> int | None:
+    """The line (1-based) of what a problem's rule names (``children[deployment].patches[3]``),
+    as deep as the tree goes; None when nothing of it is found."""
+    line = None
+    for key, bracket in re.findall(r"([A-Za-z_][A-Za-z0-9_]*)|\[([^\]]+)\]", rule.split(" (", 1)[0]):
+        token = key or bracket
+        found = None
+        if isinstance(node, MappingNode):
+            found = next((v for k, v in node.value if getattr(k, "value", None) == token), None)
+        elif isinstance(node, SequenceNode):
+            if token.isdigit() and int(token) < len(node.value):
+                found = node.value[int(token)]
+            else:  # children[deployment]: the item whose id is that; containers[name=nats]: whose name
+                field, _, wanted = token.rpartition("=") if "=" in token else ("id", "", token)
+                found = next((item for item in node.value if _node_id(item, field) == wanted), None)
+        if found is None:
+            break
+        node = found
+        line = node.start_mark.line + 1
+    return line
 
 
 def table_files(directory: str | os.PathLike[str]) -> list[FilePath]:
@@ -342,21 +385,32 @@ def table_files(directory: str | os.PathLike[str]) -> list[FilePath]:
     return files
 
 
-def load_rules(directory: str | os.PathLike[str]) -> RuleSet:
-    """Load and check every ``*.yaml`` table in ``directory``; raise TableError on any problem."""
+def load_rules(directory: str | os.PathLike[str], *, schemas: KindSchemas | None = None) -> RuleSet:
+    """Load and check every ``*.yaml`` table in ``directory``; raise TableError on any problem,
+    each as ``file:line``, rule, reason. With ``schemas``, every child is checked against the
+    Kubernetes schema of its kind."""
     documents: list[tuple[str, Any]] = []
+    nodes: dict[str, Any] = {}
     problems: list[tuple[str, str, str]] = []
     for file in table_files(directory):
         try:
-            documents.append((str(file), read_table_file(file)))
+            document, nodes[str(file)] = read_table(file)
+            documents.append((str(file), document))
         except TableError as error:
             problems.extend(error.problems)
     if problems:
         raise TableError(problems)
-    return compile_rules(documents)
+    try:
+        return compile_rules(documents, schemas=schemas)
+    except TableError as error:
+        located = []
+        for file, rule, reason in error.problems:
+            line = line_of(nodes.get(file), rule)
+            located.append((f"{file}:{line}" if line else file, rule, reason))
+        raise TableError(located) from None
 
 
-def compile_rules(documents: Iterable[tuple[str, Any]]) -> RuleSet:
+def compile_rules(documents: Iterable[tuple[str, Any]], *, schemas: KindSchemas | None = None) -> RuleSet:
     """Compile already-parsed table documents (``(file name, document)`` pairs)."""
     problems: list[tuple[str, str, str]] = []
     tables: dict[str, Table] = {}
@@ -364,7 +418,7 @@ def compile_rules(documents: Iterable[tuple[str, Any]]) -> RuleSet:
     for file, document in documents:
         files.append(file)
         try:
-            table = _compile_table(file, document)
+            table = _compile_table(file, document, schemas)
         except TableError as error:
             problems.extend(error.problems)
             continue
@@ -376,7 +430,8 @@ def compile_rules(documents: Iterable[tuple[str, Any]]) -> RuleSet:
         problems.extend(_check_references(tables))
     if problems:
         raise TableError(problems)
-    return RuleSet(tables=tables, sources=tuple(files))
+    notes = tuple(note for table in tables.values() for note in table.notes)
+    return RuleSet(tables=tables, sources=tuple(files), notes=notes)
 
 
 def _join(prefix: str, key: Any) -> str:
@@ -409,7 +464,7 @@ def _child_ids(document: dict[str, Any], rule: str) -> str:
     return rule
 
 
-def _compile_table(file: str, document: Any) -> Table:
+def _compile_table(file: str, document: Any, schemas: KindSchemas | None = None) -> Table:
     if not isinstance(document, dict):
         raise TableError([(file, "document", "a rule table is a YAML mapping")])
     validator = cerberus.Validator(TABLE_SCHEMA)
@@ -417,16 +472,18 @@ def _compile_table(file: str, document: Any) -> Table:
         errors = flatten_cerberus_errors(validator.errors)
         raise TableError([(file, _child_ids(document, rule), reason) for rule, reason in errors])
 
-    compiler = _TableCompiler(file, document)
+    compiler = _TableCompiler(file, document, schemas)
     return compiler.compile()
 
 
 class _TableCompiler:
     """Compiles one validated document, collecting every problem before raising."""
 
-    def __init__(self, file: str, document: dict[str, Any]) -> None:
+    def __init__(self, file: str, document: dict[str, Any], schemas: KindSchemas | None = None) -> None:
         self.file = file
         self.doc = document
+        self.schemas = schemas
+        self.notes: list[str] = []
         self.problems: list[tuple[str, str, str]] = []
         self.value_names: list[str] = []
         self.reference_names: list[str] = []
@@ -528,6 +585,76 @@ class _TableCompiler:
             self.fail(rule, "a generated value must be createOnly: true, or it would change on every pass")
         return CompiledPatch(to_path, to_template, source, bool(spec.get("createOnly")), rule)
 
+    def check_child_schema(self, rule: str, child: Mapping[str, Any]) -> None:
+        """The child's kind exists, and its base and every patch name fields of that kind,
+        with values of the right type (as far as a table tells the type)."""
+        assert self.schemas is not None
+        api_version, kind = child["apiVersion"], child["kind"]
+        try:
+            root = self.schemas.root(api_version, kind)
+        except KeyError as error:
+            self.fail(f"{rule}.kind", str(error.args[0]))
+            return
+        if isinstance(root, Unchecked):
+            self.notes.append(f"{self.file}: {rule}: {root.why}")
+            return
+        for path, value in flatten(child.get("base") or {}):
+            why = self.schemas.check(api_version, kind, path, json_type(value))
+            if why is not None:
+                self.fail(f"{rule}.base.{format_path(path)}", why)
+        for number, patch in enumerate(child.get("patches") or []):
+            target = re.sub(r"\{[^{}]*\}", "x", patch["toFieldPath"])  # a templated key: any key
+            try:
+                path = parse_path(target)
+            except PathError:
+                continue  # reported by the patch itself
+            why = self.schemas.check(api_version, kind, path, self.value_type(patch))
+            if why is not None:
+                self.fail(f"{rule}.patches[{number}] (toFieldPath {patch['toFieldPath']})", why)
+        for path in child.get("immutable") or []:
+            try:
+                why = self.schemas.check(api_version, kind, parse_path(path))
+            except PathError:
+                continue
+            if why is not None:
+                self.fail(f"{rule}.immutable", why)
+
+    def check_status_field(self, rule: str, patch: Mapping[str, Any]) -> None:
+        """A status field the resource's CRD does not declare would be pruned by the API server."""
+        if self.schemas is None:
+            return
+        resource = self.doc["resource"]
+        try:
+            path = ("status", *parse_path(patch["toFieldPath"]))
+            why = self.schemas.check(resource["apiVersion"], resource["kind"], path, self.value_type(patch))
+        except (KeyError, PathError):
+            return  # a table for a kind with no CRD known: nothing to check against
+        if why is not None:
+            self.fail(rule, f"{why} (the CRD of {resource['kind']} would prune it)")
+
+    def value_type(self, patch: Mapping[str, Any]) -> str | None:
+        """The JSON type a patch writes, when the table says it (None: not known here)."""
+        transforms = patch.get("transforms") or []
+        last = transforms[-1] if transforms else None
+        if last in ("string", "base64", "sha256", "yamlMapping"):
+            return "string"
+        if last == "integer":
+            return "integer"
+        if last is not None:
+            return None  # quantity, map: whatever comes in
+        if "value" in patch:
+            return json_type(patch["value"])
+        if "format" in patch:
+            return json_type(patch["format"])
+        if "generate" in patch:
+            return "string"
+        source = patch.get("fromFieldPath")
+        if isinstance(source, str) and source.startswith("spec."):
+            rules = _schema_rules(self.spec_schema, parse_path(source)[1:])
+            declared = rules.get("type") if isinstance(rules, Mapping) else None
+            return _CERBERUS_TYPES.get(declared) if isinstance(declared, str) else None
+        return None
+
     def labels(self, rule: str, spec: Mapping[str, str]) -> tuple[tuple[str, Template], ...]:
         out = []
         for key, text in spec.items():
@@ -609,6 +736,8 @@ class _TableCompiler:
                     self.fail(f"{rule}.immutable", str(error))
             if "onImmutableChange" in child and not immutable:
                 self.fail(f"{rule}.onImmutableChange", "names no immutable fields (immutable: [...])")
+            if self.schemas is not None:
+                self.check_child_schema(rule, child)
             if name is not None:
                 children.append(
                     ChildRule(
@@ -644,6 +773,7 @@ class _TableCompiler:
             compiled = self.patch(f"status.patches[{index}]", patch, live=True)
             if compiled is not None:
                 status_patches.append(compiled)
+                self.check_status_field(f"status.patches[{index}] (toFieldPath {patch['toFieldPath']})", patch)
 
         metrics = []
         for index, metric in enumerate(doc.get("metrics", [])):
@@ -670,7 +800,22 @@ class _TableCompiler:
             status_patches=tuple(status_patches),
             ref_uses=tuple(self.deferred_ref_paths),
             metrics=tuple(metrics),
+            notes=tuple(self.notes),
         )
+
+
+_CERBERUS_TYPES = {"string": "string", "integer": "integer", "boolean": "boolean", "dict": "object", "list": "array"}
+
+
+def _schema_rules(schema: Mapping[str, Any], path: Path) -> Any:
+    """The cerberus rules of the field at ``path`` (None when not declared that deep)."""
+    rules: Any = None
+    for segment in path:
+        if not isinstance(schema, Mapping) or not isinstance(segment, str) or segment not in schema:
+            return None
+        rules = schema[segment]
+        schema = rules.get("schema") if isinstance(rules, Mapping) else None
+    return rules
 
 
 def _schema_has(schema: Mapping[str, Any], path: Path) -> bool:

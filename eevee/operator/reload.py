@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from eevee.engine.tables import RuleSet, TableError, load_rules, table_files
+from eevee.manifests import kind_schemas
 from eevee.metrics import Metrics
 
 log = logging.getLogger("eevee.rules")
@@ -35,7 +36,9 @@ class RulesSource:
         self.directory = Path(directory)
         self.metrics = metrics
         self._fingerprint = fingerprint(self.directory)
-        self.rules: RuleSet = load_rules(self.directory)  # refused at start: the operator does not start
+        # Checked against the Kubernetes schemas of the kinds they make, at start and on reload.
+        self.schemas = kind_schemas()
+        self.rules: RuleSet = load_rules(self.directory, schemas=self.schemas)  # refused: no start
         self.metrics.rule_reloads.labels("success").inc()
         self.metrics.rules_valid.set(1)
         self.valid = True
@@ -47,7 +50,7 @@ class RulesSource:
             return None
         self._fingerprint = current
         try:
-            rules = load_rules(self.directory)
+            rules = load_rules(self.directory, schemas=self.schemas)
         except TableError as error:
             self.metrics.rule_reloads.labels("failure").inc()
             self.metrics.rules_valid.set(0)

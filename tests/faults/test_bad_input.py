@@ -172,6 +172,12 @@ BAD_TABLES = {
     "unknown construct": (lambda text: text.replace("transforms: [sha256]", "transforms: [md5]", 1), "unknown transform 'md5'"),
     "path that does not exist": (lambda text: text.replace("fromFieldPath: spec.image", "fromFieldPath: spec.imaeg", 1), "path spec.imaeg does not exist"),
     "reference to a kind with no table": (lambda text: text.replace("kind: IpcConfig\n", "kind: IpcConfgi\n", 1), "no table is loaded for kind IpcConfgi"),
+    "kind the API server does not serve": (lambda text: text.replace("kind: Deployment\n", "kind: Deploymnet\n", 1),
+                                           "apps/v1 serves no kind Deploymnet; did you mean Deployment?"),
+    "misspelt field of the child": (lambda text: text.replace("].imagePullPolicy", "].imagePullPolcy", 1),
+                                    "imagePullPolcy is not a field of spec.template.spec.containers[name=module]; did you mean imagePullPolicy?"),
+    "value of the wrong type": (lambda text: text.replace("revisionHistoryLimit: 5", 'revisionHistoryLimit: "five"', 1),
+                                "spec.revisionHistoryLimit holds an integer, not a string"),
 }
 
 
@@ -190,6 +196,12 @@ def test_a_bad_table_is_refused_at_start_with_file_rule_and_reason(tmp_path, nam
     result = subprocess.run([sys.executable, "-m", "eevee", "check-rules", str(rules)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert BAD_TABLES[name][1] in result.stderr and ".yaml" in result.stderr
+    marker = {"kind the API server does not serve": "Deploymnet", "misspelt field of the child": "imagePullPolcy",
+              "value of the wrong type": '"five"'}.get(name)
+    if marker:  # the line of the mistake, as a compiler names it
+        lines = (rules / "botmodule.yaml").read_text().splitlines()
+        line = next(n for n, text in enumerate(lines, 1) if marker in text)
+        assert f"botmodule.yaml:{line}: " in result.stderr or f"botmodule.yaml: line {line}," in result.stderr
     env = {"RULES_DIR": str(rules), "KUBECONFIG": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"}
     started = subprocess.run([sys.executable, "-m", "eevee", "run"], env=env, capture_output=True, text=True, timeout=60)
     assert started.returncode == 1 and "the rule tables are refused" in started.stderr and BAD_TABLES[name][1] in started.stderr
