@@ -98,3 +98,18 @@ def test_a_retained_child_survives_its_rule_leaving_the_table(cluster, start_ope
     eventually(lambda: service.metrics.registry.get_sample_value("eevee_operator_rule_reloads_total", {"result": "success"}) == 2, timeout=15)
     wait_passes(service, 3)
     assert cluster.core.read_namespaced_secret("bus-nats-token", NAMESPACE).data["token"] == token
+
+
+def test_a_reload_resets_the_backoff_of_what_failed(cluster, start_operator, standin, tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    standin.faults.inject(verb="create", resource="deployments", code=500, times=10_000)
+    service = start_operator(rules_dir=str(rules), poll_interval=3600.0, leader_election=False)
+    cluster.create(module("echo"))
+    key = ("BotModule", NAMESPACE, "echo")
+    eventually(lambda: service.runner.backoff.failures(key) >= 6, timeout=30)  # now waiting half a minute or so
+    standin.faults.clear()
+    table = rules / "botmodule.yaml"
+    table.write_text(table.read_text() + "\n# an edit that fixes it\n")
+    # at once: the 6th failure put the next attempt 8 to 16 s away, the reload check runs every 2 s
+    eventually(lambda: cluster.exists("Deployment", "eevee-echo-module"), timeout=6)
