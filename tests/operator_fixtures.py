@@ -16,6 +16,16 @@ from tests.conftest import NAMESPACE, ROOT, eventually
 
 API_TOKEN = "e2e-api-token-8c1f2b9d"
 
+# A child kind the shipped tables do not make (for tests that add one to a table).
+ACCOUNT_CHILD = """
+  - id: account
+    apiVersion: v1
+    kind: ServiceAccount
+    name: "eevee-{metadata.name}-module"
+    base:
+      automountServiceAccountToken: false
+"""
+
 
 def operator_settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = dict(

@@ -9,6 +9,7 @@ import pytest
 import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
+from eevee import __version__
 from eevee.api.modules import parse_image
 from tests.conftest import NAMESPACE, eventually
 from tests.operator_fixtures import API_TOKEN, examples
@@ -54,7 +55,7 @@ def test_image_references_parse_digest_aware(image, repository, tag, digest):
 
 def test_health_ready_and_metrics_are_open(running):
     status, _, data = request(running, "GET", "/health", token=None)
-    assert (status, as_json(data)) == (200, {"status": "ok"})
+    assert (status, as_json(data)) == (200, {"status": "ok", "version": __version__})
     status, _, data = request(running, "GET", "/ready", token=None)
     body = as_json(data)
     assert status == 200 and body["ready"] is True and body["leader"] is True and body["rulesValid"] is True
@@ -74,6 +75,9 @@ def test_health_ready_and_metrics_are_open(running):
     assert samples[("eevee_operator_module_enabled", (("name", "admin"), ("namespace", NAMESPACE)))] == 0
     assert samples[("eevee_operator_leader", ())] == 1
     assert samples[("eevee_operator_managed_objects", (("kind", "BotModule"),))] == 4
+    import platform
+
+    assert samples[("eevee_operator_build_info", (("python", platform.python_version()), ("version", __version__)))] == 1
 
 
 def test_ready_is_503_before_the_first_pass(cluster, start_operator, standin):

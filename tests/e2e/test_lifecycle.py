@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import NAMESPACE, ROOT, eventually
-from tests.operator_fixtures import API_TOKEN, examples, module, wait_passes
+from tests.operator_fixtures import ACCOUNT_CHILD, API_TOKEN, examples, module, wait_passes
 
 
 def leader_of(standin):
@@ -92,16 +92,6 @@ def test_rule_tables_reload_and_a_bad_edit_keeps_the_last_good_ones(cluster, sta
     cluster.patch("BotModule", "echo", {"spec": {"image": "ghcr.io/eeveebot/echo:3.0.0"}})
     eventually(lambda: cluster.deployment("eevee-echo-module")["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/eeveebot/echo:3.0.0")
     assert service.runner.health().rules_valid is False
-
-
-ACCOUNT_CHILD = """
-  - id: account
-    apiVersion: v1
-    kind: ServiceAccount
-    name: "eevee-{metadata.name}-module"
-    base:
-      automountServiceAccountToken: false
-"""
 
 
 def test_a_child_kind_added_by_a_reload_is_watched_too(cluster, start_operator, tmp_path):

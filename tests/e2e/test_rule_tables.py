@@ -18,16 +18,7 @@ import shutil
 import urllib3
 
 from tests.conftest import NAMESPACE, ROOT, eventually
-from tests.operator_fixtures import module, wait_passes
-
-ACCOUNT_CHILD = """
-  - id: account
-    apiVersion: v1
-    kind: ServiceAccount
-    name: "eevee-{metadata.name}-module"
-    base:
-      automountServiceAccountToken: false
-"""
+from tests.operator_fixtures import ACCOUNT_CHILD, module, wait_passes
 
 
 def rules_with_an_account(tmp_path):
