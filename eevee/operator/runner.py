@@ -14,7 +14,6 @@ All reconciling happens on the loop's thread; the watch threads only queue event
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from eevee.operator.leader import LeaseElector
 from eevee.operator.reconciler import Outcome, Reconciler
 from eevee.operator.reload import RulesSource
 from eevee.operator.snapshot import Key, Obj, Snapshot, key_of, take_snapshot
+from eevee.operator.workqueue import EventQueue
 from eevee.settings import Settings
 
 log = logging.getLogger("eevee.operator")
@@ -75,7 +75,7 @@ class Runner:
         self.pass_backoff = Backoff(base=1.0, cap=30.0)
         self.stop = threading.Event()
         self.wake = threading.Event()
-        self.incoming: queue.SimpleQueue[tuple[str, Obj]] = queue.SimpleQueue()
+        self.incoming = EventQueue()
         self.passes = 0
         self.last_pass_seconds: float | None = None
         self._pass_requested = True
@@ -320,7 +320,9 @@ class Runner:
                     if type_ in ("ADDED", "MODIFIED", "DELETED"):
                         obj.setdefault("apiVersion", api_version)
                         obj.setdefault("kind", kind)
-                        self.incoming.put((type_, obj))
+                        if type_ != "DELETED" and self._known(kind, obj):
+                            continue  # the echo of our own write: its answer is in the snapshot already
+                        self.incoming.put(key_of(obj), type_, obj)
                         self.wake.set()
                 self.metrics.watch_restarts.labels(kind, "timeout").inc()
             except Exception as error:  # a watch thread must never die
@@ -338,20 +340,19 @@ class Runner:
                 else:
                     self.stop.wait(errors.failed("watch"))
 
+    def _known(self, kind: str, obj: Obj) -> bool:
+        """Whether the snapshot holds this version of the object or a newer one (read from a watch
+        thread: a dict lookup, safe under the GIL; at worst an event is queued that need not be)."""
+        snapshot = self.snapshot
+        held = (snapshot.resources if kind in self.rules.tables else snapshot.children).get(key_of(obj))
+        return held is not None and not _newer(obj, held)
+
     def _discard_events(self) -> None:
-        while True:
-            try:
-                self.incoming.get_nowait()
-            except queue.Empty:
-                return
+        self.incoming.clear()
 
     def _handle_events(self) -> None:
         keys: dict[Key, None] = {}
-        while True:
-            try:
-                type_, obj = self.incoming.get_nowait()
-            except queue.Empty:
-                break
+        for type_, obj in self.incoming.drain():
             key = key_of(obj)
             if obj["kind"] not in self.rules.tables:
                 owner = self._child_event(type_, obj)
@@ -410,6 +411,14 @@ class Runner:
             self.pass_backoff.succeeded("pass")
             self._pass_requested = True
             self._start_watches()
+
+
+def _newer(event: Obj, current: Obj) -> bool:
+    """True when ``event`` is a later version than ``current`` (unknown orders count as newer)."""
+    try:
+        return int(event["metadata"]["resourceVersion"]) > int(current["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return True
 
 
 def _stale(event: Obj, current: Obj) -> bool:
