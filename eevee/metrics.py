@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import platform
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -27,24 +27,31 @@ _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 
 
 class ResourceGauges(Collector):
-    """Gauges per custom resource, declared by the tables, swapped in after each pass."""
+    """Gauges per custom resource, declared by the tables, swapped in after each pass.
+
+    The loop hands over its table of samples per resource as it is (a shallow copy, cheap at any
+    size); the families are built when they are scraped, not on every pass."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._samples: dict[str, tuple[str, list[tuple[dict[str, str], float]]]] = {}
+        self._per_resource: dict[tuple[str, str, str], list[tuple[str, str, float]]] = {}
 
-    def replace(self, samples: dict[str, tuple[str, list[tuple[dict[str, str], float]]]]) -> None:
+    def replace(self, per_resource: Mapping[tuple[str, str, str], list[tuple[str, str, float]]]) -> None:
+        """``per_resource``: (kind, namespace, name) -> [(metric, documentation, value)]."""
         with self._lock:
-            self._samples = samples
+            self._per_resource = dict(per_resource)
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
-            samples = dict(self._samples)
+            per_resource = self._per_resource
+        samples: dict[str, tuple[str, list[tuple[str, str, float]]]] = {}
+        for (_, namespace, name), gauges in per_resource.items():
+            for metric, documentation, value in gauges:
+                samples.setdefault(metric, (documentation, []))[1].append((namespace, name, value))
         for name, (documentation, values) in sorted(samples.items()):
-            labels = sorted({key for labels, _ in values for key in labels})
-            family = GaugeMetricFamily(name, documentation, labels=labels)
-            for sample_labels, value in values:
-                family.add_metric([sample_labels.get(key, "") for key in labels], value)
+            family = GaugeMetricFamily(name, documentation, labels=["name", "namespace"])
+            for namespace, resource, value in values:
+                family.add_metric([resource, namespace], value)
             yield family
 
 

@@ -64,13 +64,16 @@ def crds(standin: StandIn) -> StandIn:
 
 
 def eventually(check: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02, message: str = "") -> Any:
-    """Wait until ``check()`` returns something truthy (and return it), or fail at the deadline."""
+    """Wait until ``check()`` returns something truthy (and return it), or fail at the deadline.
+
+    A check that trips over what is not there yet (an object not created: None subscripted, a
+    missing key) is "not yet", as a False; the last such error is shown if the deadline passes."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
         try:
             last = check()
-        except AssertionError as error:
+        except (AssertionError, LookupError, TypeError) as error:
             last = error
         else:
             if last:

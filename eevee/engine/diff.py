@@ -70,7 +70,7 @@ def needs_patch(desired: DesiredChild, live: Mapping[str, Any]) -> bool:
     annotations = live.get("metadata", {}).get("annotations") or {}
     if annotations.get(MANAGED_FIELDS) != desired.managed:
         return True
-    for path, value in desired.leaves:
+    for path, value in desired.leaves:  # worked out here: only when the live object moved on
         found = get(live, path, _MISSING)
         if found is _MISSING or not same(found, value):
             return True
@@ -91,11 +91,12 @@ def managed_patch(desired: DesiredChild, live: Mapping[str, Any]) -> jsonpatch.J
     # Remove what the last write managed and this rendering no longer holds at all
     # (createOnly fields are still in the body, so they are never removed).
     leaves, units = previously_managed(live, desired)
+    wanted = desired.leaves
     for path in [*units, *leaves]:
         if get(desired.body, path, _MISSING) is _MISSING:
             _remove(work, path, ops, desired.body)
 
-    for path, value in desired.leaves:
+    for path, value in wanted:
         _set(work, path, value, desired.body, ops)
     for target in desired.create_only:
         if get(work, target, _MISSING) is _MISSING:

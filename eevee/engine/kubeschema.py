@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib.resources
-import json
+import importlib.util
 from collections.abc import Iterable, Mapping
+from pathlib import Path as FilePath
 from typing import Any, NamedTuple
+
+import orjson
 
 from eevee.engine.paths import ListKey, Path, format_path
 
@@ -36,9 +38,14 @@ class Unchecked(NamedTuple):
 
 @functools.cache
 def _builtin_definitions() -> dict[str, Any]:
-    folder = importlib.resources.files("kubernetes_validate") / "kubernetes-json-schema"
-    text = (folder / f"{KUBERNETES_VERSION}-local-strict" / "_definitions.json").read_text()
-    return json.loads(text)["$defs"]
+    # Found, not imported: importing kubernetes_validate would load jsonschema and more
+    # (megabytes the operator never uses).
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("kubernetes-validate is not installed")
+    folder = FilePath(next(iter(spec.submodule_search_locations))) / "kubernetes-json-schema"
+    data = (folder / f"{KUBERNETES_VERSION}-local-strict" / "_definitions.json").read_bytes()
+    return orjson.loads(data)["$defs"]
 
 
 @functools.cache
@@ -51,6 +58,13 @@ def _builtin_kinds() -> dict[tuple[str, str], str]:
             if not gvk["kind"].endswith("List"):
                 kinds.setdefault((api_version, gvk["kind"]), name)
     return kinds
+
+
+def release_builtin_schemas() -> None:
+    """Let go of the built-in schemas (~3.5 MB parsed) until the next check needs them: the
+    operator checks tables at start and on a reload, and holds lists of objects between."""
+    _builtin_definitions.cache_clear()
+    _builtin_kinds.cache_clear()
 
 
 class KindSchemas:

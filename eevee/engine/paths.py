@@ -17,9 +17,11 @@ because the same few hundred path strings are used on every reconcile.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
+import zlib
 from typing import Any, NamedTuple
 
 
@@ -178,15 +180,42 @@ def _token(segment: Segment) -> str:
     return f"[{segment.field}={segment.value}]" if isinstance(segment, ListKey) else segment
 
 
+# The managed-fields record rides on every child and is read on every pass, so it is kept
+# small: the tree below, deflated with a preset dictionary of the segments rule tables use
+# most, base64, behind the version tag "z1:" (about a quarter of the JSON: 2 KB -> 0.6 KB on
+# a module Deployment). NEVER change this dictionary: records on clusters are decoded with it.
+# A record without the tag (written by eevee-operator 0.1) is the plain JSON tree.
+_PACKED = "z1:"
+_PRESET = (
+    b'"metadata":{"labels":{"app.kubernetes.io/component":0,"app.kubernetes.io/instance":0,'
+    b'"app.kubernetes.io/managed-by":0,"app.kubernetes.io/name":0,"eevee.bot/child":0,'
+    b'"ownerReferences":{"[uid=":{"apiVersion":0,"blockOwnerDeletion":0,"controller":0,"kind":0,"name":0,"uid":0}},'
+    b'"spec":{"replicas":0,"selector":{"matchLabels":{"template":{"metadata":{"annotations":{"labels":{"@":1,'
+    b'"spec":{"containers":{"[name=":{"env":{"[name=":{"name":0,"value":0},"valueFrom":{"secretKeyRef":'
+    b'{"@":1,"key":0,"name":0}}"image":0,"imagePullPolicy":0,"livenessProbe":{"@":1,"httpGet":{"path":0,'
+    b'"port":0},"initialDelaySeconds":0,"periodSeconds":0},"ports":{"readinessProbe":{"resources":{'
+    b'"securityContext":{"volumeMounts":{"mountPath":0,"readOnly":0,"volumes":{"configMap":{'
+    b'"persistentVolumeClaim":{"claimName":0'
+)
+
+
 def encode_path_set(paths: list[Path], units: list[Path] = ()) -> str:  # type: ignore[assignment]
-    """A set of leaf paths as compact JSON: a tree of segments whose leaves are ``0``.
+    """A set of leaf paths, packed: a tree of segments whose leaves are ``0`` (JSON), deflated.
 
     ``{"spec":{"replicas":0,"template":{"spec":{"containers":{"[name=module]":{"image":0}}}}}}``
-    is about a third of the size of the same paths as a flat list, and still
-    readable in ``kubectl get -o yaml``. A node marked ``"@":1`` is a *unit*: it
-    was set as a whole, so when it is no longer rendered it is removed as a whole,
-    together with any defaults the API server filled in below it.
+    is about a third of the size of the same paths as a flat list. A node marked
+    ``"@":1`` is a *unit*: it was set as a whole, so when it is no longer rendered it
+    is removed as a whole, together with any defaults the API server filled in below it.
     """
+    return _PACKED + base64.b64encode(_deflate(_tree_text(paths, units))).decode()
+
+
+def _deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _PRESET)
+    return packer.compress(data) + packer.flush()
+
+
+def _tree_text(paths: list[Path], units: list[Path]) -> bytes:
     tree: dict[str, Any] = {}
     for path in paths:
         node = tree
@@ -202,14 +231,20 @@ def encode_path_set(paths: list[Path], units: list[Path] = ()) -> str:  # type: 
             node = child
         else:
             node[UNIT] = 1
-    return json.dumps(tree, sort_keys=True, separators=(",", ":"))
+    return json.dumps(tree, sort_keys=True, separators=(",", ":")).encode()
 
 
 def decode_path_set(text: str) -> tuple[list[Path], list[Path]]:
-    """The inverse of :func:`encode_path_set`: (leaves, units); malformed input yields neither."""
+    """The inverse of :func:`encode_path_set` (either form): (leaves, units); malformed input
+    yields neither."""
     try:
-        tree = json.loads(text)
-    except ValueError:
+        if text.startswith(_PACKED):
+            unpacker = zlib.decompressobj(-15, _PRESET)
+            raw = unpacker.decompress(base64.b64decode(text[len(_PACKED) :], validate=True), 1 << 20)
+            tree = json.loads(raw)
+        else:
+            tree = json.loads(text)
+    except (ValueError, zlib.error):
         return [], []
     leaves: list[Path] = []
     units: list[Path] = []

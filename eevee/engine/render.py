@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from eevee.engine.expressions import UNSET, EvaluationError, Generator, field_origin, random_token
-from eevee.engine.paths import Path, assign, encode_path_set, flatten
+from eevee.engine.paths import Path, assign, encode_path_set, flatten, get
 from eevee.engine.tables import ChildRule, RuleSet, Table, flatten_cerberus_errors
 
 MANAGED_FIELDS = "eevee.bot/managed-fields"
@@ -62,7 +62,6 @@ class DesiredChild(NamedTuple):
     namespace: str
     name: str
     body: dict[str, Any]
-    leaves: tuple[tuple[Path, Any], ...]
     managed: str
     owned: bool
     prune: bool
@@ -71,6 +70,13 @@ class DesiredChild(NamedTuple):
     recreate: bool = False
     create_only: tuple[Path, ...] = ()  # targets written only when absent (never compared, never removed)
     origin: str = "metadata.name"  # the resource field the child's name comes from, for messages
+    targets: tuple[tuple[Path, bool], ...] = ()  # what each patch wrote, and whether createOnly
+
+    @property
+    def leaves(self) -> list[tuple[Path, Any]]:
+        """The managed (path, value) pairs the differ compares. Worked out when asked, not kept:
+        a steady pass never needs them, and a thousand renderings' worth is megabytes."""
+        return managed_leaves(self.body, self.targets)
 
 
 class Rendering(NamedTuple):
@@ -80,7 +86,10 @@ class Rendering(NamedTuple):
     values: dict[str, Any]
     children: list[DesiredChild]
     references: tuple[RefKey, ...] = ()  # every object the rendering read (for watches of referenced kinds)
-    scope: Mapping[str, Any] | None = None  # what the table's expressions saw (live checks, status)
+    # What the table's expressions saw besides the resource itself (values, refs, labels, ...),
+    # for live checks and status: {**resource, **scope}. The resource is not kept here, so a
+    # cached rendering does not hold an old copy of it.
+    scope: Mapping[str, Any] | None = None
 
 
 def copy_json(value: Any) -> Any:
@@ -134,6 +143,11 @@ class RenderCache:
     def __init__(self) -> None:
         self._entries: dict[RefKey, tuple[Any, tuple[tuple[RefKey, Any], ...], Rendering | InvalidSpec]] = {}
         self._readers: dict[RefKey, set[RefKey]] = {}  # referenced object -> resources that read it
+        # A steady pass costs little more than its lists: a child whose live resourceVersion and
+        # desired rendering are those of its last verified match is not diffed again, and a
+        # resource whose inputs did not change does not have its status computed again.
+        self.verified: dict[RefKey, tuple[DesiredChild, str]] = {}
+        self.statuses: dict[RefKey, tuple[tuple[Any, ...], Any]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -166,10 +180,15 @@ class RenderCache:
                 if not readers:
                     del self._readers[ref]
 
-    def retain(self, keys: set[RefKey]) -> None:
-        """Forget resources that no longer exist."""
+    def retain(self, keys: set[RefKey], children: set[RefKey] | None = None) -> None:
+        """Forget resources (and, given, children) that no longer exist."""
         for key in [k for k in self._entries if k not in keys]:
             self._forget(key)
+        for key in [k for k in self.statuses if k not in keys]:
+            del self.statuses[key]
+        if children is not None:
+            for key in [k for k in self.verified if k not in children]:
+                del self.verified[key]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -228,6 +247,10 @@ class Renderer:
             return _version_of(self.lookup(kind, namespace, name))
         return _version_of(self.fetch(self._kinds.get(kind, ""), kind, namespace, name))
 
+    def forget(self, key: RefKey) -> None:
+        """The object ``key`` changed: what this renderer memoised of it is stale."""
+        self._exports.pop(key, None)
+
     # --- rendering -------------------------------------------------------------------
 
     def render(self, resource: Mapping[str, Any]) -> Rendering:
@@ -269,7 +292,8 @@ class Renderer:
             rendered[rule.id] = child.body
             children.append(child)
         return Rendering(
-            table.kind, namespace, metadata["name"], scope["values"], children, tuple(self._used), scope
+            table.kind, namespace, metadata["name"], scope["values"], children, tuple(self._used),
+            {key: scope[key] for key in _DERIVED if key in scope},
         )
 
     def values(self, resource: Mapping[str, Any]) -> dict[str, Any]:
@@ -408,13 +432,9 @@ class Renderer:
         except EvaluationError as error:
             raise InvalidSpec([SpecProblem(error.field, error.reason)]) from None
 
-        leaves = [leaf for leaf in flatten(body) if leaf[0] not in _IDENTITY]
-        create_only = tuple(target for target, once in targets if once)
-        if create_only:
-            leaves = [leaf for leaf in leaves if not _is_create_only(leaf[0], targets)]
+        leaves = managed_leaves(body, tuple(targets))
         managed = encode_path_set([path for path, _ in leaves], units)
         metadata.setdefault("annotations", {})[MANAGED_FIELDS] = managed
-        leaves.append((_MANAGED_FIELDS_PATH, managed))
         return DesiredChild(
             id=rule.id,
             api_version=rule.api_version,
@@ -422,16 +442,31 @@ class Renderer:
             namespace=namespace,
             name=name,
             body=body,
-            leaves=tuple(leaves),
             managed=managed,
             owned=rule.owned,
             prune=rule.prune,
             adopt=rule.adopt,
             immutable=rule.immutable,
             recreate=rule.recreate,
-            create_only=create_only,
+            create_only=tuple(target for target, once in targets if once),
             origin=next((f for p in rule.name.paths if (f := field_origin(scope, p))), "metadata.name"),
+            targets=tuple(targets),
         )
+
+
+_DERIVED = ("values", "refs", "labels", "operator", "children", "_origins")
+
+
+def managed_leaves(body: Mapping[str, Any], targets: tuple[tuple[Path, bool], ...]) -> list[tuple[Path, Any]]:
+    """Every leaf of a rendered body the operator manages: all but identity and createOnly
+    fields; the managed-fields annotation, once the body carries it, last."""
+    leaves = [leaf for leaf in flatten(body) if leaf[0] not in _IDENTITY and leaf[0] != _MANAGED_FIELDS_PATH]
+    if any(once for _, once in targets):
+        leaves = [leaf for leaf in leaves if not _is_create_only(leaf[0], list(targets))]
+    managed = get(body, _MANAGED_FIELDS_PATH)
+    if managed is not None:
+        leaves.append((_MANAGED_FIELDS_PATH, managed))
+    return leaves
 
 
 def _placeholder(kind: str, namespace: str, name: str) -> dict[str, Any]:

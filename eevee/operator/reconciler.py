@@ -28,6 +28,7 @@ from eevee.engine.render import (
     RETAIN,
     DesiredChild,
     InvalidSpec,
+    RenderCache,
     Renderer,
     Rendering,
     run_checks,
@@ -37,7 +38,7 @@ from eevee.engine.tables import RuleSet, Table
 from eevee.kube.client import JSON_PATCH, MERGE_PATCH, Kube, KubeError, plural_of
 from eevee.metrics import Metrics
 from eevee.operator.events import EventRecorder
-from eevee.operator.snapshot import Obj, Snapshot, key_of
+from eevee.operator.snapshot import Key, Obj, Snapshot, key_of
 from eevee.timestamps import rfc3339_now
 
 log = logging.getLogger("eevee.reconciler")
@@ -101,7 +102,7 @@ class Reconciler:
             rendering = renderer.render(resource)
             live = self._live_children(rendering, snapshot)
             if any(check.stage == "live" for check in table.checks):
-                run_checks(table, {**(rendering.scope or {}), "live": live}, stage="live")
+                run_checks(table, {**resource, **(rendering.scope or {}), "live": live}, stage="live")
         except (InvalidSpec, KubeError) as error:
             problem = (
                 Problem(error.reason, str(error))
@@ -114,7 +115,7 @@ class Reconciler:
             self._finish(kind, outcome, started)
             return outcome
         try:
-            self._children(resource, table, rendering, snapshot, outcome, where)
+            self._children(resource, table, rendering, snapshot, outcome, where, renderer.cache)
             problem = None
         except Refused as refusal:
             outcome.result = "invalid"
@@ -170,8 +171,9 @@ class Reconciler:
         snapshot: Snapshot,
         outcome: Outcome,
         where: dict[str, str],
+        cache: RenderCache | None = None,
     ) -> None:
-        changed: list[str] = []
+        changed: list[Change] = []
         failures: list[KubeError | Refused] = []
         for child in rendering.children:
             if child.kind in snapshot.unavailable:
@@ -184,7 +186,7 @@ class Reconciler:
                 )
                 continue
             try:
-                action = self._apply(resource, child, snapshot, outcome)
+                action = self._apply(resource, child, snapshot, outcome, None if cache is None else cache.verified)
             except (KubeError, Refused) as error:  # the other children still converge
                 failures.append(error)
                 continue
@@ -219,9 +221,21 @@ class Reconciler:
         rule = next((c for c in table.children if c.id == child_id), None)
         return rule is None or rule.prune
 
-    def _apply(self, resource: Obj, child: DesiredChild, snapshot: Snapshot, outcome: Outcome) -> Change | None:
+    def _apply(
+        self,
+        resource: Obj,
+        child: DesiredChild,
+        snapshot: Snapshot,
+        outcome: Outcome,
+        verified: dict[Key, tuple[DesiredChild, str]] | None = None,
+    ) -> Change | None:
         plural = plural_of(child.kind)
+        key = (child.kind, child.namespace, child.name)
         live = snapshot.child(child.kind, child.namespace, child.name)
+        if live is not None and verified is not None:
+            seen = verified.get(key)
+            if seen is not None and seen[0] is child and seen[1] == live["metadata"].get("resourceVersion"):
+                return None  # this rendering matched this very version of it already
         if live is None:
             if self.dry_run:
                 outcome.writes.append(PlannedWrite("create", child.kind, child.namespace, child.name, child.body))
@@ -254,6 +268,8 @@ class Reconciler:
             return self._recreate(child, live, changed, snapshot, outcome)
         patch = managed_patch(child, live)
         if patch is None:
+            if verified is not None:
+                verified[key] = (child, live["metadata"].get("resourceVersion", ""))
             return None
         if self.dry_run:
             outcome.writes.append(PlannedWrite("patch", child.kind, child.namespace, child.name, patch.patch))
@@ -342,12 +358,29 @@ class Reconciler:
         where: dict[str, str],
         rendering: Rendering | None = None,
     ) -> None:
-        scope: dict[str, Any] = dict(rendering.scope or resource) if rendering is not None else dict(resource)
-        scope.setdefault("values", {})
         live = self._live_children(rendering, snapshot) if rendering is not None else {}
+        owned = snapshot.owned_by(resource["metadata"].get("uid", ""))
+        # The same inputs as last time (this version of the resource, this rendering, these
+        # versions of its children, no new problem): the same status, already written.
+        cache = renderer.cache
+        inputs = (
+            resource["metadata"].get("resourceVersion"),
+            rendering,
+            problem,
+            tuple(sorted((k, o["metadata"].get("resourceVersion")) for k, o in live.items())),
+            tuple(sorted((key_of(o), o["metadata"].get("resourceVersion")) for o in owned)),
+        )
+        key = key_of(resource)
+        if cache is not None and not self.dry_run:
+            seen = cache.statuses.get(key)
+            if seen is not None and seen[0][0] == inputs[0] and seen[0][1] is rendering and seen[0][2:] == inputs[2:]:
+                outcome.gauges = seen[1]
+                return
+        scope: dict[str, Any] = {**resource, **(rendering.scope or {})} if rendering is not None else dict(resource)
+        scope.setdefault("values", {})
         previous = resource.get("status") or {}
         kinds = {f"{c.api_version}/{c.kind}" for c in table.children}
-        kinds |= {f"{o['apiVersion']}/{o['kind']}" for o in snapshot.owned_by(resource["metadata"].get("uid", ""))}
+        kinds |= {f"{o['apiVersion']}/{o['kind']}" for o in owned}
         status = compute_status(
             table,
             scope,
@@ -360,6 +393,8 @@ class Reconciler:
         )
         outcome.gauges = gauge_samples(table, scope, live)
         if not status_changed(previous, status):
+            if cache is not None:
+                cache.statuses[key] = (inputs, outcome.gauges)
             return
         old = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
         new = status["conditions"][0]

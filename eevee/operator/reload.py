@@ -12,6 +12,7 @@ import hashlib
 import logging
 from pathlib import Path
 
+from eevee.engine.kubeschema import release_builtin_schemas
 from eevee.engine.tables import RuleSet, TableError, load_rules, table_files
 from eevee.manifests import kind_schemas
 from eevee.metrics import Metrics
@@ -38,7 +39,10 @@ class RulesSource:
         self._fingerprint = fingerprint(self.directory)
         # Checked against the Kubernetes schemas of the kinds they make, at start and on reload.
         self.schemas = kind_schemas()
-        self.rules: RuleSet = load_rules(self.directory, schemas=self.schemas)  # refused: no start
+        try:
+            self.rules: RuleSet = load_rules(self.directory, schemas=self.schemas)  # refused: no start
+        finally:
+            release_builtin_schemas()
         self.metrics.rule_reloads.labels("success").inc()
         self.metrics.rules_valid.set(1)
         self.valid = True
@@ -52,6 +56,7 @@ class RulesSource:
         try:
             rules = load_rules(self.directory, schemas=self.schemas)
         except TableError as error:
+            release_builtin_schemas()
             self.metrics.rule_reloads.labels("failure").inc()
             self.metrics.rules_valid.set(0)
             self.valid = False
@@ -60,6 +65,7 @@ class RulesSource:
                 extra={"problems": [f"{f}: {r}: {why}" for f, r, why in error.problems]},
             )
             return None
+        release_builtin_schemas()
         self.metrics.rule_reloads.labels("success").inc()
         self.metrics.rules_valid.set(1)
         self.valid = True

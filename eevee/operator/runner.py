@@ -36,6 +36,7 @@ from eevee.settings import Settings
 log = logging.getLogger("eevee.operator")
 RELOAD_CHECK_SECONDS = 2.0
 SETTLE_SECONDS = 0.02  # let a burst of watch events arrive before acting
+FOLLOW_RUNS = 3  # reconciles of one resource per batch, when what it reads keeps changing
 CHILD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
 
@@ -71,6 +72,7 @@ class Runner:
         )
         self.cache = RenderCache()
         self.snapshot = Snapshot()
+        self._snapshot_current = False
         self.backoff = Backoff()
         self.pass_backoff = Backoff(base=1.0, cap=30.0)
         self.stop = threading.Event()
@@ -215,29 +217,30 @@ class Runner:
 
     def full_pass(self) -> bool:
         started = time.monotonic()
+        unavailable = dict(self.snapshot.unavailable)
+        # The old lists go before the new ones come: holding both would double the memory of a pass.
+        self.snapshot = Snapshot()
+        self._snapshot_current = False
         try:
             snapshot = take_snapshot(self.kube, self.rules, self.settings.watch_namespaces)
         except KubeError as error:
+            self.snapshot.unavailable = unavailable
             self.metrics.passes.labels("error").inc()
             log.warning("listing failed; the pass is retried with backoff: %s", error)
             return False
         self.pass_backoff.succeeded("pass")
         for kind, why in snapshot.unavailable.items():
-            if kind not in self.snapshot.unavailable:
+            if kind not in unavailable:
                 log.error("kind %s cannot be listed, resources needing it are marked: %s", kind, why)
-        for kind in {*snapshot.unavailable, *self.snapshot.unavailable}:
+        for kind in {*snapshot.unavailable, *unavailable}:
             self.metrics.kind_unavailable.labels(kind).set(1 if kind in snapshot.unavailable else 0)
         self.snapshot = snapshot
+        self._snapshot_current = True
         self._watch_versions.update(snapshot.versions)
-        self._discard_events()  # the fresh lists already hold what the queued events said
-        renderer = self.reconciler.renderer(self.rules, snapshot, self.cache)
-        for resource in list(snapshot.sorted_resources(self.rules.kind_order())):
-            if self.stop.is_set():
-                break
-            if self.backoff.ready(key_of(resource)):
-                self._reconcile(resource, renderer)
+        # Events queued while listing stay: _handle_events skips those the lists already hold.
+        self._run([key_of(r) for r in snapshot.sorted_resources(self.rules.kind_order())])
         keys = set(snapshot.resources)
-        self.cache.retain(keys)
+        self.cache.retain(keys, set(snapshot.children))
         self.backoff.forget(keys)  # type: ignore[arg-type]
         self._gauges = {k: v for k, v in self._gauges.items() if k in keys}
         self._publish()
@@ -247,6 +250,26 @@ class Runner:
         self.passes += 1
         log.debug("pass done", extra={"seconds": round(self.last_pass_seconds, 4), "resources": len(keys)})
         return True
+
+    def _run(self, keys: list[Key]) -> None:
+        """Reconcile ``keys`` in order, and again whoever read an object that changed meanwhile
+        (a write's answer or an event): an IpcConfig's new token Secret brings its modules back,
+        as its watch event would (the watch threads drop the echo of our own writes). A resource
+        runs at most FOLLOW_RUNS times per batch, so resources reading each other cannot spin."""
+        renderer = self.reconciler.renderer(self.rules, self.snapshot, self.cache)
+        queue = dict.fromkeys(keys)
+        runs: dict[Key, int] = {}
+        while queue and not self.stop.is_set():
+            key = next(iter(queue))
+            del queue[key]
+            resource = self.snapshot.resources.get(key)
+            if resource is not None and self.backoff.ready(key) and runs.get(key, 0) < FOLLOW_RUNS:
+                runs[key] = runs.get(key, 0) + 1
+                self._reconcile(resource, renderer)
+            for changed in self.snapshot.take_changed():
+                renderer.forget(changed)
+                for reader in self.cache.readers(changed):
+                    queue.setdefault(reader, None)
 
     def _reconcile(self, resource: Obj, renderer: Any) -> Outcome:
         key = key_of(resource)
@@ -270,23 +293,15 @@ class Runner:
     def _publish(self) -> None:
         for kind, count in self.snapshot.count().items():
             self.metrics.managed.labels(kind).set(count)
-        samples: dict[str, tuple[str, list[tuple[dict[str, str], float]]]] = {}
-        for (_, namespace, name), gauges in self._gauges.items():
-            for metric, documentation, value in gauges:
-                samples.setdefault(metric, (documentation, []))[1].append(
-                    ({"namespace": namespace, "name": name}, value)
-                )
-        self.metrics.resources.replace(samples)
+        self.metrics.resources.replace(self._gauges)
 
     def _retry_due(self) -> None:
+        if not self._snapshot_current:
+            return
         due = [key for key in self.backoff.due() if key in self.snapshot.resources]
         if not due:
             return
-        renderer = self.reconciler.renderer(self.rules, self.snapshot, self.cache)
-        for key in due:
-            if self.stop.is_set():
-                return
-            self._reconcile(self.snapshot.resources[key], renderer)  # type: ignore[index]
+        self._run(due)  # type: ignore[arg-type]
         self._publish()
 
     # --- watch events ----------------------------------------------------------------
@@ -351,15 +366,21 @@ class Runner:
         self.incoming.clear()
 
     def _handle_events(self) -> None:
+        if not self._snapshot_current:
+            return  # no lists to act against (the last pass could not list): the next pass will
         keys: dict[Key, None] = {}
-        for type_, obj in self.incoming.drain():
+        events, overflowed = self.incoming.drain()
+        if overflowed:
+            self._pass_requested = True  # events were dropped: list everything again, now
+            self.wake.set()
+        for type_, obj in events:
             key = key_of(obj)
+            if type_ != "DELETED" and self._known(obj["kind"], obj):
+                continue  # the lists, or the answer to our own write, hold this version already
             if obj["kind"] not in self.rules.tables:
                 owner = self._child_event(type_, obj)
                 if owner is not None:
                     keys[owner] = None
-                for reader in self.cache.readers(key):  # e.g. modules reading their token Secret
-                    keys[reader] = None
                 continue
             current = self.snapshot.resources.get(key)
             if type_ == "DELETED":
@@ -370,17 +391,11 @@ class Runner:
             else:
                 self.snapshot.put_resource(obj)
                 keys[key] = None
-            for reader in self.cache.readers(key):  # resources whose rendering read this one
-                keys[reader] = None
+        for changed in self.snapshot.take_changed():  # e.g. modules reading their token Secret
+            keys.update(dict.fromkeys(self.cache.readers(changed)))
         if not keys:
             return
-        renderer = self.reconciler.renderer(self.rules, self.snapshot, self.cache)
-        for key in keys:
-            if self.stop.is_set():
-                return
-            resource = self.snapshot.resources.get(key)
-            if resource is not None and self.backoff.ready(key):
-                self._reconcile(resource, renderer)
+        self._run(list(keys))
         self._publish()
 
     def _child_event(self, type_: str, obj: Obj) -> Key | None:

@@ -914,6 +914,13 @@ class StandIn:
         namespace = obj.get("metadata", {}).get("namespace", "default") if rt.namespaced else ""
         return self.store.create(rt, namespace, json.loads(json.dumps(obj)))  # as if it came over the wire
 
+    def objects(self, api_version: str, kind: str) -> list[dict[str, Any]]:
+        """Every stored object of a kind, in all namespaces (test bookkeeping, not traffic)."""
+        rt = self.registry.by_kind(api_version, kind)
+        if rt is None:
+            raise KeyError(f"unknown kind {api_version} {kind}")
+        return self.store.list(rt, None, lambda obj: True)[0]
+
     def api_client(self) -> Any:
         """An official ``kubernetes`` client configured for this server."""
         from kubernetes import client

@@ -64,3 +64,9 @@ def test_path_sets_encode_compactly_and_decode_exactly():
     assert sorted(map(format_path, leaves)) == sorted(map(format_path, paths))
     assert decoded_units == units
     assert decode_path_set("not json") == ([], [])
+    assert decode_path_set("z1:not base64!") == ([], [])
+    # records written by eevee-operator 0.1 (the plain JSON tree) are still read
+    legacy = '{"metadata":{"labels":{"app.kubernetes.io/name":0}},"spec":{"replicas":0,"template":{"spec":{"containers":{"[name=module]":{"@":1,"image":0}}}}}}'
+    leaves, units = decode_path_set(legacy)
+    assert sorted(map(format_path, leaves)) == sorted(["metadata.labels[app.kubernetes.io/name]", "spec.replicas", "spec.template.spec.containers[name=module].image"])
+    assert units == [parse_path("spec.template.spec.containers[name=module]")]
