@@ -38,27 +38,35 @@ def module_spec(index: int) -> dict[str, Any]:
             "moduleConfig": f"index: {index}\n", "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}}}
 
 
+def seeded_standin(count: int) -> Any:
+    """A started stand-in holding the CRDs, one IpcConfig and ``count`` BotModules, and nothing
+    the operator makes."""
+    from eevee.manifests import read_manifests
+    from eevee.standin.server import StandIn
+
+    standin = StandIn(deployment_delay=0.0).start()
+    standin.create_namespace(NAMESPACE)
+    for crd in read_manifests([ROOT / "crds"]):
+        standin.seed(crd)
+    standin.seed({"apiVersion": "eevee.bot/v1", "kind": "IpcConfig", "metadata": {"name": "bus", "namespace": NAMESPACE}, "spec": {}})
+    for index in range(count):
+        standin.seed({"apiVersion": "eevee.bot/v1", "kind": "BotModule",
+                      "metadata": {"name": f"m{index}", "namespace": NAMESPACE}, "spec": module_spec(index)})
+    return standin
+
+
 class Scale:
     """A stand-in holding ``count`` BotModules, and an operator loop (not started) that converged them."""
 
     def __init__(self, count: int) -> None:
         from eevee.kube.client import Kube
-        from eevee.manifests import read_manifests
         from eevee.metrics import Metrics
         from eevee.operator.reload import RulesSource
         from eevee.operator.runner import Runner
         from eevee.settings import Settings
-        from eevee.standin.server import StandIn
 
         self.count = count
-        self.standin = StandIn(deployment_delay=0.0).start()
-        self.standin.create_namespace(NAMESPACE)
-        for crd in read_manifests([ROOT / "crds"]):
-            self.standin.seed(crd)
-        self.standin.seed({"apiVersion": "eevee.bot/v1", "kind": "IpcConfig", "metadata": {"name": "bus", "namespace": NAMESPACE}, "spec": {}})
-        for index in range(count):
-            self.standin.seed({"apiVersion": "eevee.bot/v1", "kind": "BotModule",
-                               "metadata": {"name": f"m{index}", "namespace": NAMESPACE}, "spec": module_spec(index)})
+        self.standin = seeded_standin(count)
         self.settings = Settings(namespace=NAMESPACE, watch_namespaces=(NAMESPACE,), rules_dir=str(ROOT / "rules"),
                                  leader_election=False, poll_interval=3600)
         self.metrics = Metrics()

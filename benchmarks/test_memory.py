@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.conftest import FULL, NAMESPACE, ROOT, module_spec
+from benchmarks.conftest import FULL, NAMESPACE, ROOT, seeded_standin
 
 FIRST_INSTALL_RATIO = 1.2  # first-install peak / restart peak; it was 1.77 with the unbounded queue
 CHART_LIMIT_MB = 256 * 1.048576  # 256Mi in MB
@@ -38,19 +38,8 @@ class Cluster:
     """A stand-in holding ``count`` BotModules and one IpcConfig, and nothing the operator makes."""
 
     def __init__(self, count: int) -> None:
-        from eevee.manifests import read_manifests
-        from eevee.standin.server import StandIn
-
         self.count = count
-        self.standin = StandIn(deployment_delay=0.0).start()
-        self.standin.create_namespace(NAMESPACE)
-        for crd in read_manifests([ROOT / "crds"]):
-            self.standin.seed(crd)
-        self.standin.seed({"apiVersion": "eevee.bot/v1", "kind": "IpcConfig",
-                           "metadata": {"name": "bus", "namespace": NAMESPACE}, "spec": {}})
-        for index in range(count):
-            self.standin.seed({"apiVersion": "eevee.bot/v1", "kind": "BotModule",
-                               "metadata": {"name": f"m{index}", "namespace": NAMESPACE}, "spec": module_spec(index)})
+        self.standin = seeded_standin(count)
 
     def ready(self) -> int:
         """How many custom resources report Ready=True for their current generation."""
