@@ -37,6 +37,10 @@ def operator_settings(**overrides: Any) -> Settings:
     return Settings(**base)
 
 
+PLURALS = {"IpcConfig": "ipcconfigs", "BotModule": "botmodules", "S3Store": "s3stores",
+           "BackupSchedule": "backupschedules", "BackupRestore": "backuprestores"}
+
+
 class Cluster:
     """Helpers over the official client for a test's story."""
 
@@ -48,19 +52,19 @@ class Cluster:
         self.custom = client.CustomObjectsApi(self.api)
 
     def create(self, resource: dict[str, Any]) -> dict[str, Any]:
-        plural = "ipcconfigs" if resource["kind"] == "IpcConfig" else "botmodules"
+        plural = PLURALS[resource["kind"]]
         return self.custom.create_namespaced_custom_object("eevee.bot", "v1", NAMESPACE, plural, copy.deepcopy(resource))
 
     def patch(self, kind: str, name: str, body: Any) -> dict[str, Any]:
-        plural = "ipcconfigs" if kind == "IpcConfig" else "botmodules"
+        plural = PLURALS[kind]
         return self.custom.patch_namespaced_custom_object("eevee.bot", "v1", NAMESPACE, plural, name, body)
 
     def delete(self, kind: str, name: str) -> None:
-        plural = "ipcconfigs" if kind == "IpcConfig" else "botmodules"
+        plural = PLURALS[kind]
         self.custom.delete_namespaced_custom_object("eevee.bot", "v1", NAMESPACE, plural, name)
 
     def get(self, kind: str, name: str) -> dict[str, Any]:
-        plural = "ipcconfigs" if kind == "IpcConfig" else "botmodules"
+        plural = PLURALS[kind]
         return self.custom.get_namespaced_custom_object("eevee.bot", "v1", NAMESPACE, plural, name)
 
     def deployment(self, name: str) -> dict[str, Any] | None:
@@ -74,7 +78,8 @@ class Cluster:
     def exists(self, kind: str, name: str) -> bool:
         read = {"ConfigMap": self.core.read_namespaced_config_map, "Secret": self.core.read_namespaced_secret,
                 "Service": self.core.read_namespaced_service, "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
-                "Deployment": self.apps.read_namespaced_deployment}[kind]
+                "Deployment": self.apps.read_namespaced_deployment,
+                "CronJob": client.BatchV1Api(self.api).read_namespaced_cron_job}[kind]
         try:
             read(name, NAMESPACE)
             return True
@@ -92,9 +97,9 @@ class Cluster:
             return condition
         return None
 
-    def condition(self, kind: str, name: str) -> dict[str, Any]:
+    def condition(self, kind: str, name: str, type_: str = "Ready") -> dict[str, Any]:
         status = self.get(kind, name).get("status") or {}
-        return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+        return next((c for c in status.get("conditions", []) if c["type"] == type_), {})
 
     def events(self, name: str) -> list[dict[str, Any]]:
         found = self.core.list_namespaced_event(NAMESPACE, field_selector=f"involvedObject.name={name}")

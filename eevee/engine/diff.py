@@ -96,6 +96,11 @@ def managed_patch(desired: DesiredChild, live: Mapping[str, Any]) -> jsonpatch.J
         if get(desired.body, path, _MISSING) is _MISSING:
             _remove(work, path, ops, desired.body)
 
+    # Taking over a child another of the resource's references controlled (the BackupSchedule
+    # that made a module's CronJob under the eevee operator): its controller reference goes.
+    for uid in desired.adopt_from:
+        _remove(work, ("metadata", "ownerReferences", ListKey("uid", uid)), ops, desired.body)
+
     for path, value in wanted:
         _set(work, path, value, desired.body, ops)
     for target in desired.create_only:

@@ -71,6 +71,7 @@ class DesiredChild(NamedTuple):
     create_only: tuple[Path, ...] = ()  # targets written only when absent (never compared, never removed)
     origin: str = "metadata.name"  # the resource field the child's name comes from, for messages
     targets: tuple[tuple[Path, bool], ...] = ()  # what each patch wrote, and whether createOnly
+    adopt_from: tuple[str, ...] = ()  # uids of referenced objects whose controller reference we may replace
 
     @property
     def leaves(self) -> list[tuple[Path, Any]]:
@@ -311,6 +312,8 @@ class Renderer:
         scope["_origins"] = origins
         refs: dict[str, Any] = {}
         scope["refs"] = refs
+        ref_uids: dict[str, str] = {}
+        scope["_ref_uids"] = ref_uids
         try:
             for name, source in table.values:
                 value = source.evaluate(scope, self.generate)
@@ -328,9 +331,13 @@ class Renderer:
                 field = ref.source.origin(scope)
                 origins[f"refs.{ref.name}"] = field
                 if ref.kind in self.rules.tables:
+                    found = self.lookup(ref.kind, namespace, str(name))
+                    target_uid = None if found is None else found["metadata"].get("uid")
                     try:
                         refs[ref.name] = self._exports_of(ref.kind, namespace, str(name), field=field)
                     except ReferenceNotFound:
+                        if ref.optional:
+                            continue  # refs.<name> stays unset; the table says what that means
                         if not self.placeholders or self._get(ref.kind, None, namespace, str(name)) is not None:
                             raise
                         exports = self.rules.table(ref.kind).exports
@@ -343,8 +350,13 @@ class Renderer:
                         if not str(name).startswith("<"):  # named by another placeholder: said already
                             self.placeholders_used.append((field, f"{ref.kind} {namespace}/{name}"))
                     if target is None:
+                        if ref.optional:
+                            continue
                         raise ReferenceNotFound([SpecProblem(field, f"{ref.kind} {namespace}/{name} does not exist")])
                     refs[ref.name] = target
+                    target_uid = (target.get("metadata") or {}).get("uid")
+                if target_uid:
+                    ref_uids[ref.name] = target_uid
             if not self.placeholders_used:  # what a placeholder holds cannot be checked
                 run_checks(table, scope, stage="refs")
             scope["labels"] = {
@@ -369,7 +381,10 @@ class Renderer:
                         [SpecProblem(field, f"{kind} {namespace}/{name} is invalid ({error})")]
                     )
                 else:
-                    self._exports[key] = {k: values[k] for k in self.rules.table(kind).exports if k in values}
+                    exports = {k: values[k] for k in self.rules.table(kind).exports if k in values}
+                    # Its conditions as its operator wrote them: refs.<name>.conditions.<Type>.status
+                    exports["conditions"] = _conditions_of(target)
+                    self._exports[key] = exports
         exports = self._exports[key]
         if isinstance(exports, ReferenceNotFound):
             raise ReferenceNotFound([SpecProblem(field, exports.problems[0].reason)])
@@ -451,10 +466,20 @@ class Renderer:
             create_only=tuple(target for target, once in targets if once),
             origin=next((f for p in rule.name.paths if (f := field_origin(scope, p))), "metadata.name"),
             targets=tuple(targets),
+            adopt_from=tuple(uid for ref in rule.adopt_from if (uid := scope["_ref_uids"].get(ref))),
         )
 
 
-_DERIVED = ("values", "refs", "labels", "operator", "children", "_origins")
+_DERIVED = ("values", "refs", "labels", "operator", "children", "_origins", "_ref_uids")
+
+
+def _conditions_of(obj: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A resource's conditions by type, each with its status, reason and message."""
+    out: dict[str, dict[str, Any]] = {}
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if isinstance(condition, dict) and isinstance(condition.get("type"), str):
+            out[condition["type"]] = {k: condition[k] for k in ("status", "reason", "message") if k in condition}
+    return out
 
 
 def managed_leaves(body: Mapping[str, Any], targets: tuple[tuple[Path, bool], ...]) -> list[tuple[Path, Any]]:
@@ -477,7 +502,16 @@ def _version_of(obj: Mapping[str, Any] | None) -> Any:
     """What identifies the content of a referenced object (None: it does not exist)."""
     if obj is None:
         return None
-    return _content_version(obj) or "?"
+    version = _content_version(obj) or "?"
+    if obj["metadata"].get("generation") is not None:  # a referrer may read its conditions too
+        conditions = (obj.get("status") or {}).get("conditions") or []
+        seen = tuple(
+            (c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
+            for c in conditions
+            if isinstance(c, dict)
+        )
+        version = (*version, seen)
+    return version
 
 
 def _content_version(resource: Mapping[str, Any]) -> tuple[Any, ...] | None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
 from eevee.engine.expressions import UNSET
-from eevee.engine.tables import Table
+from eevee.engine.tables import StatusOverride, Table
 
 Readiness = Literal["Ready", "InProgress", "Failed"]
 READY = "Ready"
@@ -91,20 +91,32 @@ def compute_status(
     else:
         override = next((o for o in table.overrides if o.when(status_scope)), None)
         if override is not None:
-            value, reason, message = override.status, override.reason, override.message
+            value, reason, message = override.status, override.reason, _message(override, status_scope)
         else:
             value, reason, message = _readiness(table, live, rendered, old)
-    condition = {
-        "type": READY,
-        "status": value,
-        "reason": reason,
-        "message": message,
-        "observedGeneration": scope["metadata"].get("generation", 0),
-        "lastTransitionTime": old.get("lastTransitionTime", now) if old and old.get("status") == value else now,
-    }
+    generation = scope["metadata"].get("generation", 0)
+    conditions = [_condition(READY, value, reason, message, generation, old, now)]
+    earlier = {c.get("type"): c for c in previous.get("conditions") or []}
+    for extra in table.conditions:
+        if problem is not None:  # nothing new is known: the last word stands
+            if extra.type in earlier:
+                conditions.append(earlier[extra.type])
+            continue
+        if extra.when is not None and not extra.when(status_scope):
+            continue  # does not apply (any more): the condition goes
+        case = next((c for c in extra.cases if c.when(status_scope)), None)
+        if case is not None:
+            conditions.append(
+                _condition(
+                    extra.type, case.status, case.reason, _message(case, status_scope), generation,
+                    earlier.get(extra.type), now,
+                )
+            )
+    ours = {READY, *(extra.type for extra in table.conditions)}
     status: dict[str, Any] = {
-        "observedGeneration": scope["metadata"].get("generation", 0),
-        "conditions": [condition] + [c for c in previous.get("conditions") or [] if c.get("type") != READY],
+        "observedGeneration": generation,
+        # Conditions are a list keyed by type: ours first, anybody else's kept as they are.
+        "conditions": conditions + [c for c in previous.get("conditions") or [] if c.get("type") not in ours],
     }
     if child_kinds is not None:
         # The kinds of child this resource may have ("apps/v1/Deployment"): after a table edit
@@ -122,6 +134,24 @@ def compute_status(
             if target is not None and len(target) == 1 and isinstance(target[0], str) and target[0] in previous:
                 status[target[0]] = previous[target[0]]
     return status
+
+
+def _condition(
+    type_: str, value: str, reason: str, message: str, generation: int, old: Mapping[str, Any] | None, now: str
+) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "status": value,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": old.get("lastTransitionTime", now) if old and old.get("status") == value else now,
+    }
+
+
+def _message(case: StatusOverride, scope: Mapping[str, Any]) -> str:
+    text = case.message.render(scope)
+    return str(text) if text is not UNSET else case.message.text
 
 
 def _readiness(

@@ -45,6 +45,7 @@ from eevee.engine.paths import Path, PathError, flatten, format_path, parse_path
 # Roots a path may start with, and what they hold (see docs/rule-tables.md).
 RESOURCE_ROOTS = ("metadata", "spec")
 OPERATOR_SETTINGS = ("namespace", "apiUrl", "apiTokenSecretName", "apiTokenSecretKey")
+CONDITION_FIELDS = ("status", "reason", "message")
 METADATA_FIELDS = ("name", "namespace", "uid", "labels", "annotations", "generation")
 
 _CONDITION = {"type": "dict", "minlength": 1, "maxlength": 1}
@@ -67,6 +68,15 @@ _PATCH = {
     },
 }
 _VALUE = {"type": "dict", "schema": dict(_SOURCE_FIELDS)}
+_CASE = {
+    "type": "dict",
+    "schema": {
+        "when": {**_CONDITION, "required": True},
+        "status": {"type": "string", "allowed": ["True", "False", "Unknown"], "required": True},
+        "reason": {"type": "string", "required": True, "regex": r"^[A-Z][A-Za-z0-9]*$"},
+        "message": {"type": "string", "required": True},
+    },
+}
 _LABELS = {"type": "dict", "keysrules": {"type": "string"}, "valuesrules": {"type": "string"}}
 
 TABLE_SCHEMA: dict[str, Any] = {
@@ -108,6 +118,7 @@ TABLE_SCHEMA: dict[str, Any] = {
                 "fromFieldPath": {"type": ["string", "list"], "schema": {"type": "string"}},
                 "format": {"type": "string"},
                 "when": _CONDITION,
+                "optional": {"type": "boolean"},
             },
         },
     },
@@ -127,6 +138,7 @@ TABLE_SCHEMA: dict[str, Any] = {
                 "prune": {"type": "boolean"},
                 "labels": _LABELS,
                 "adopt": {"type": "string", "allowed": ["always", "owned"]},
+                "adoptFrom": {"type": "list", "schema": {"type": "string"}},
                 "immutable": {"type": "list", "schema": {"type": "string"}},
                 "onImmutableChange": {"type": "string", "allowed": ["recreate", "refuse"]},
                 "base": {"type": "dict"},
@@ -138,15 +150,15 @@ TABLE_SCHEMA: dict[str, Any] = {
         "type": "dict",
         "schema": {
             "waitFor": {"type": "list", "schema": {"type": "string"}},
-            "overrides": {
+            "overrides": {"type": "list", "schema": _CASE},
+            "conditions": {
                 "type": "list",
                 "schema": {
                     "type": "dict",
                     "schema": {
-                        "when": {**_CONDITION, "required": True},
-                        "status": {"type": "string", "allowed": ["True", "False", "Unknown"], "required": True},
-                        "reason": {"type": "string", "required": True, "regex": r"^[A-Z][A-Za-z0-9]*$"},
-                        "message": {"type": "string", "required": True},
+                        "type": {"type": "string", "required": True, "regex": r"^[A-Z][A-Za-z0-9]*$"},
+                        "when": _CONDITION,
+                        "cases": {"type": "list", "required": True, "minlength": 1, "schema": _CASE},
                     },
                 },
             },
@@ -207,6 +219,7 @@ class ChildRule:
     base: Mapping[str, Any]
     patches: tuple[CompiledPatch, ...]
     adopt: str = "always"  # "owned": take over an existing object only if an operator made it for us
+    adopt_from: tuple[str, ...] = ()  # references whose objects may control an existing child we take over
     immutable: tuple[Path, ...] = ()  # fields the API server refuses to change
     recreate: bool = False  # an immutable field that must change: delete and create again
 
@@ -229,14 +242,28 @@ class Reference:
     api_version: str | None
     source: Source
     field: str  # the resource's field that names it, for messages
+    optional: bool = False  # a missing (or invalid) object leaves refs.<name> unset instead of failing
 
 
 @dataclass(frozen=True)
 class StatusOverride:
+    """One case of a condition: when ``when`` holds, the condition is ``status``/``reason`` with
+    ``message`` (a template: ``{path}`` placeholders, an unset one shown as ``?``)."""
+
     when: Condition
     status: str
     reason: str
-    message: str
+    message: Template
+
+
+@dataclass(frozen=True)
+class ExtraCondition:
+    """A condition besides Ready (Bootstrapped, BackupScheduled): present while ``when`` holds,
+    its value the first of ``cases`` that holds."""
+
+    type: str
+    when: Condition | None
+    cases: tuple[StatusOverride, ...]
 
 
 @dataclass(frozen=True)
@@ -264,6 +291,7 @@ class Table:
     wait_for: tuple[str, ...]
     overrides: tuple[StatusOverride, ...]
     status_patches: tuple[CompiledPatch, ...]
+    conditions: tuple[ExtraCondition, ...] = ()
     ref_uses: tuple[tuple[str, Path], ...] = ()
     metrics: tuple[MetricRule, ...] = ()
     notes: tuple[str, ...] = ()
@@ -655,6 +683,15 @@ class _TableCompiler:
             return _CERBERUS_TYPES.get(declared) if isinstance(declared, str) else None
         return None
 
+    def cases(self, rule: str, specs: list[Mapping[str, Any]]) -> tuple[StatusOverride, ...]:
+        out = []
+        for index, case in enumerate(specs):
+            when = self.condition(f"{rule}[{index}].when", case["when"], live=True)
+            message = self.template(f"{rule}[{index}].message", case["message"], live=True)
+            if when is not None and message is not None:
+                out.append(StatusOverride(when, case["status"], case["reason"], message))
+        return tuple(out)
+
     def labels(self, rule: str, spec: Mapping[str, str]) -> tuple[tuple[str, Template], ...]:
         out = []
         for key, text in spec.items():
@@ -691,7 +728,9 @@ class _TableCompiler:
                 if source is not None:
                     names = ref.get("fromFieldPath") or ref["format"]
                     field = names[0] if isinstance(names, list) else names
-                    references.append(Reference(name, ref["kind"], ref.get("apiVersion"), source, field))
+                    references.append(
+                        Reference(name, ref["kind"], ref.get("apiVersion"), source, field, bool(ref.get("optional")))
+                    )
             self.reference_names.append(name)
 
         checks = []
@@ -734,6 +773,9 @@ class _TableCompiler:
                     immutable.append(parse_path(text))
                 except PathError as error:
                     self.fail(f"{rule}.immutable", str(error))
+            for ref_name in child.get("adoptFrom", []):
+                if ref_name not in self.reference_names:
+                    self.fail(f"{rule}.adoptFrom", f"{ref_name} is not a reference of this table")
             if "onImmutableChange" in child and not immutable:
                 self.fail(f"{rule}.onImmutableChange", "names no immutable fields (immutable: [...])")
             if self.schemas is not None:
@@ -752,6 +794,7 @@ class _TableCompiler:
                         base=child.get("base", {}),
                         patches=tuple(patches),
                         adopt=child.get("adopt", "always"),
+                        adopt_from=tuple(child.get("adoptFrom", [])),
                         immutable=tuple(immutable),
                         recreate=child.get("onImmutableChange") == "recreate",
                     )
@@ -763,11 +806,14 @@ class _TableCompiler:
         for child_id in wait_for:
             if child_id not in self.child_ids:
                 self.fail("status.waitFor", f"{child_id} is not a child of this table")
-        overrides = []
-        for index, override in enumerate(status.get("overrides", [])):
-            when = self.condition(f"status.overrides[{index}].when", override["when"], live=True)
-            if when is not None:
-                overrides.append(StatusOverride(when, override["status"], override["reason"], override["message"]))
+        overrides = self.cases("status.overrides", status.get("overrides", []))
+        conditions = []
+        for index, extra in enumerate(status.get("conditions", [])):
+            rule = f"status.conditions[{index}] ({extra['type']})"
+            if extra["type"] == "Ready" or extra["type"] in [c.type for c in conditions]:
+                self.fail(rule, f"condition type {extra['type']} is given twice (Ready is waitFor's and overrides')")
+            when = self.condition(f"{rule}.when", extra["when"], live=True) if "when" in extra else None
+            conditions.append(ExtraCondition(extra["type"], when, self.cases(f"{rule}.cases", extra["cases"])))
         status_patches = []
         for index, patch in enumerate(status.get("patches", [])):
             compiled = self.patch(f"status.patches[{index}]", patch, live=True)
@@ -798,6 +844,7 @@ class _TableCompiler:
             wait_for=wait_for,
             overrides=tuple(overrides),
             status_patches=tuple(status_patches),
+            conditions=tuple(conditions),
             ref_uses=tuple(self.deferred_ref_paths),
             metrics=tuple(metrics),
             notes=tuple(self.notes),
@@ -850,7 +897,14 @@ def _check_references(tables: Mapping[str, Table]) -> list[tuple[str, str, str]]
         for rule, path in table.ref_uses:
             ref = by_name.get(str(path[1]))
             target = tables.get(ref.kind) if ref is not None else None
-            if target is not None and (len(path) != 3 or path[2] not in target.exports):
+            if target is None:
+                continue
+            if path[2] == "conditions":  # refs.<name>.conditions.<Type>.<status|reason|message>
+                if len(path) != 5 or path[4] not in CONDITION_FIELDS:
+                    problems.append(
+                        (table.file, rule, f"path {format_path(path)}: use refs.<reference>.conditions.<Type>.<field>")
+                    )
+            elif len(path) != 3 or path[2] not in target.exports:
                 problems.append(
                     (table.file, rule, f"path {format_path(path)}: {ref.kind} exports no value {path[2]!r}")
                 )

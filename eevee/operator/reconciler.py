@@ -298,13 +298,14 @@ class Reconciler:
 
     @staticmethod
     def _check_ownership(resource: Obj, live: Obj, child: DesiredChild) -> None:
-        """Another controller's object is never taken; with ``adopt: owned`` neither is an
-        object no operator made for this resource (a user's own Secret)."""
+        """Another controller's object is never taken (unless the table names that controller in
+        ``adoptFrom``); with ``adopt: owned`` neither is an object no operator made for this
+        resource (a user's own Secret)."""
         uid = resource["metadata"].get("uid")
         kind, name = live["kind"], live["metadata"]["name"]
         references = live["metadata"].get("ownerReferences") or []
         for ref in references:
-            if ref.get("controller") and ref.get("uid") != uid:
+            if ref.get("controller") and ref.get("uid") != uid and ref.get("uid") not in child.adopt_from:
                 raise Refused(
                     "OwnedByAnother",
                     f"{child.origin}: {kind} {name} already exists and is controlled by "

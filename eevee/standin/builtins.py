@@ -101,6 +101,30 @@ def _default_pod_spec(spec: dict[str, Any], path: str, causes: list[Cause]) -> N
                 volume[source].setdefault("defaultMode", 420)
 
 
+def _default_job_spec(spec: dict[str, Any], metadata: dict[str, Any], path: str, causes: list[Cause]) -> None:
+    """A Job as batch/v1 stores it: counts and policies filled in, and (on create) the
+    selector and pod labels the Job controller keys on, from the Job's uid and name."""
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("completions", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    template = spec.setdefault("template", {})
+    labels = template.setdefault("metadata", {}).setdefault("labels", {})
+    uid, name = metadata.get("uid"), metadata.get("name")
+    if uid and "selector" not in spec:
+        spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+        for key, value in (
+            ("batch.kubernetes.io/controller-uid", uid),
+            ("batch.kubernetes.io/job-name", name),
+            ("controller-uid", uid),
+            ("job-name", name),
+        ):
+            labels.setdefault(key, value)
+    if isinstance(template.get("spec"), dict):
+        _default_pod_spec(template["spec"], f"{path}.template.spec", causes)
+
+
 def default(rt: ResourceType, obj: dict[str, Any]) -> list[Cause]:
     """Fill in server defaults in place; returns causes for values that cannot be stored."""
     causes: list[Cause] = []
@@ -120,6 +144,22 @@ def default(rt: ResourceType, obj: dict[str, Any]) -> list[Cause]:
         template.setdefault("metadata", {})
         if isinstance(template.get("spec"), dict):
             _default_pod_spec(template["spec"], "spec.template.spec", causes)
+    elif kind == "Job":
+        _default_job_spec(obj.setdefault("spec", {}), obj["metadata"], "spec", causes)
+        obj.setdefault("status", {})
+    elif kind == "CronJob":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("concurrencyPolicy", "Allow")
+        spec.setdefault("suspend", False)
+        spec.setdefault("successfulJobsHistoryLimit", 3)
+        spec.setdefault("failedJobsHistoryLimit", 1)
+        template = spec.setdefault("jobTemplate", {})
+        template.setdefault("metadata", {})
+        job = template.setdefault("spec", {})
+        pod = job.setdefault("template", {})
+        if isinstance(pod.get("spec"), dict):
+            _default_pod_spec(pod["spec"], "spec.jobTemplate.spec.template.spec", causes)
+        obj.setdefault("status", {})
     elif kind == "Service":
         spec = obj.setdefault("spec", {})
         spec.setdefault("type", "ClusterIP")
@@ -168,6 +208,22 @@ def validate_name(rt: ResourceType, name: str) -> list[Cause]:
         return []
     return [
         Cause("FieldValueInvalid", "metadata.name", f"metadata.name: Invalid value: {json.dumps(name)}: must be {rule}")
+    ]
+
+
+def validate_owner_references(obj: dict[str, Any]) -> list[Cause]:
+    """apimachinery's ValidateOwnerReferences: at most one controller."""
+    references = obj["metadata"].get("ownerReferences") or []
+    controllers = [r for r in references if isinstance(r, dict) and r.get("controller")]
+    if len(controllers) <= 1:
+        return []
+    return [
+        _invalid(
+            "metadata.ownerReferences",
+            controllers,
+            "Only one reference can have Controller set to true. Found \"true\" in references for "
+            + " and ".join(f"{r.get('kind')}/{r.get('name')}" for r in controllers),
+        )
     ]
 
 
@@ -428,6 +484,8 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
     elif kind == "ConfigMap":
         _config_keys(list(obj.get("data") or {}) + list(obj.get("binaryData") or {}), causes)
         _size_limit(obj, secret=False, causes=causes)
+    elif kind in ("Job", "CronJob"):
+        _validate_job(kind, obj, old, causes)
     elif kind == "Service":
         spec = obj.get("spec") or {}
         if spec.get("type", "ClusterIP") != "ExternalName" and not spec.get("ports"):
@@ -441,3 +499,43 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
                 )
             )
     return causes
+
+
+_CRON_FIELD = re.compile(r"^(\*|\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*$")
+_CRON_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+
+
+def _validate_job(kind: str, obj: dict[str, Any], old: dict[str, Any] | None, causes: list[Cause]) -> None:
+    """batch/v1 validation that a controller can trip over: the name length the Job and
+    CronJob controllers need for their labels and children, the cron syntax, a pod that may
+    only restart OnFailure or Never, and a Job's pod template fixed once created."""
+    name = obj["metadata"].get("name", "")
+    limit = 52 if kind == "CronJob" else 63
+    if old is None and len(name) > limit:
+        causes.append(_invalid("metadata.name", name, f"must be no more than {limit} characters"))
+    spec = obj.get("spec") or {}
+    if kind == "CronJob":
+        schedule = spec.get("schedule")
+        fields = str(schedule or "").split()
+        if not schedule:
+            causes.append(Cause("FieldValueRequired", "spec.schedule", "spec.schedule: Required value"))
+        elif not (
+            (len(fields) == 1 and fields[0] in _CRON_MACROS)
+            or (len(fields) == 5 and all(_CRON_FIELD.match(f) for f in fields))
+        ):
+            causes.append(_invalid("spec.schedule", schedule, "unparseable schedule"))
+        if spec.get("concurrencyPolicy") not in ("Allow", "Forbid", "Replace"):
+            causes.append(_unsupported("spec.concurrencyPolicy", spec.get("concurrencyPolicy"), ("Allow", "Forbid", "Replace")))
+        template, path = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}, "spec.jobTemplate.spec.template"
+    else:
+        template, path = spec.get("template") or {}, "spec.template"
+    pod = template.get("spec")
+    validate_pod_spec(pod, f"{path}.spec", causes)
+    if isinstance(pod, dict) and pod.get("restartPolicy") not in ("OnFailure", "Never"):
+        causes.append(_unsupported(f"{path}.spec.restartPolicy", pod.get("restartPolicy"), ("OnFailure", "Never")))
+    if isinstance(pod, dict) and not pod.get("containers"):
+        causes.append(Cause("FieldValueRequired", f"{path}.spec.containers", f"{path}.spec.containers: Required value"))
+    if kind == "Job" and old is not None and (old.get("spec") or {}).get("template") != spec.get("template"):
+        causes.append(
+            _invalid("spec.template", "core.PodTemplateSpec{...}", "field is immutable")
+        )

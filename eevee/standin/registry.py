@@ -96,6 +96,20 @@ BUILTINS: tuple[ResourceType, ...] = (
         generation=True,
         annotations_bump_generation=True,
     ),
+    ResourceType(
+        "batch", "v1", "Job", "jobs", "job", categories=("all",), subresources=("status",), generation=True
+    ),
+    ResourceType(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        short_names=("cj",),
+        categories=("all",),
+        subresources=("status",),
+        generation=True,
+    ),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", "lease"),
     ResourceType("rbac.authorization.k8s.io", "v1", "Role", "roles", "role"),
     ResourceType("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding"),

@@ -223,6 +223,7 @@ class Store:
             causes.extend(builtins.validate(rt, obj, old))
         if old is None:
             causes[:0] = builtins.validate_name(rt, name)
+        causes.extend(builtins.validate_owner_references(obj))
         if causes:
             raise invalid(rt, name, causes)
         return obj
@@ -304,6 +305,8 @@ class Store:
                 "managedFields",
             ):
                 metadata.pop(field, None)
+            # The uid is known before defaulting, as on a real server (a Job's selector is made of it).
+            uid = metadata["uid"] = str(uuid.uuid4())
             obj = self._prepare(rt, obj, None, validation)
             bucket = self._bucket(rt)
             key = (namespace if rt.namespaced else "", name)
@@ -315,7 +318,7 @@ class Store:
                     details={"name": name, "group": rt.group, "kind": rt.plural},
                 )
             metadata = obj["metadata"]
-            metadata["uid"] = str(uuid.uuid4())
+            metadata["uid"] = uid
             metadata["creationTimestamp"] = now()
             if rt.generation:
                 metadata["generation"] = 1

@@ -13,6 +13,7 @@ import urllib3
 from eevee.kube.client import USER_AGENT
 from tests.charts.helm import render
 from tests.conftest import NAMESPACE, eventually
+from tests.e2e.test_backups import credentials, schedule, store
 from tests.operator_fixtures import API_TOKEN, ipc, module
 
 # Granted without the operator calling it: setting ownerReferences with blockOwnerDeletion
@@ -45,17 +46,25 @@ def test_rbac_grants_exactly_what_the_operator_calls(cluster, start_operator, st
           "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
     seed({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "eevee-bus-nats", "namespace": NAMESPACE},
           "spec": {"ports": [{"name": "client", "port": 4222}]}})
+    # Backups: an S3Store, its credentials, a schedule, and a CronJob made before the operator (adopted).
+    seed(credentials())
+    cluster.create(store())
+    cluster.create(schedule())
+    seed({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly-echo-backup", "namespace": NAMESPACE},
+          "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {
+              "restartPolicy": "OnFailure", "containers": [{"name": "backup", "image": "ghcr.io/eeveebot/backupjob:1.0.0"}]}}}}}})
     standin.faults.inject(verb="patch", resource="deployments", code=409, times=1)  # a conflict: re-read, patch again
     service = start_operator(poll_interval=0.3)
     mark = 0
     pvc = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
-    cluster.create(module("echo", moduleConfig="a: 1\n", persistentVolumeClaim=pvc, ipcConfig="bus"))
+    cluster.create(module("echo", moduleConfig="a: 1\n", persistentVolumeClaim=pvc, ipcConfig="bus", backupSchedule={"name": "nightly"}))
     eventually(lambda: cluster.ready("BotModule", "echo"))
     cluster.patch("BotModule", "echo", {"spec": {"size": 2}})
     eventually(lambda: cluster.deployment("eevee-echo-module")["spec"]["replicas"] == 2)
-    cluster.patch("BotModule", "echo", {"spec": {"moduleConfig": None}})  # prune the ConfigMap
+    cluster.patch("BotModule", "echo", {"spec": {"moduleConfig": None, "backupSchedule": None}})  # prune the ConfigMap and the CronJob
     cluster.patch("IpcConfig", "bus", {"spec": {"nats": {"managed": {"enabled": False}}}})  # prune Deployment and Service
     eventually(lambda: not cluster.exists("Service", "eevee-bus-nats") and not cluster.exists("ConfigMap", "eevee-echo-module-config"))
+    eventually(lambda: not cluster.exists("CronJob", "nightly-echo-backup"))
     http = urllib3.PoolManager()
     assert http.request("POST", service.http.url + "/bot-modules/echo/restart", headers={"Authorization": f"Bearer {API_TOKEN}"}).status == 202
     service.stop()  # releases the Lease

@@ -44,10 +44,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
      traffic by tests/charts/test_rbac.py. */}}
 {{- define "eevee.reconcileRules" -}}
 - apiGroups: ["eevee.bot"]
-  resources: ["botmodules", "ipcconfigs"]
+  resources: ["botmodules", "ipcconfigs", "s3stores", "backupschedules"]
   verbs: ["list", "watch"]
 - apiGroups: ["eevee.bot"]
-  resources: ["botmodules/status", "ipcconfigs/status"]
+  resources: ["botmodules/status", "ipcconfigs/status", "s3stores/status", "backupschedules/status"]
   verbs: ["patch"]
 # Setting ownerReferences with blockOwnerDeletion needs this where the
 # OwnerReferencesPermissionEnforcement admission plugin is on.
@@ -56,6 +56,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: ["update"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Module backups: one CronJob per BotModule that names a BackupSchedule.
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["configmaps", "services"]
