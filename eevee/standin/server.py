@@ -580,22 +580,28 @@ class Handler(BaseHTTPRequestHandler):
                 "strategic merge patch is not supported for custom resources; use a JSON merge patch or a JSON patch",
             )
         body = self._body()
-        current = store.get(rt, ns, route.name or "")
-        target = _scale(current) if route.subresource == "scale" else current
-        try:
-            if kind == "json":
-                patched = patching.apply_json_patch(target, body)
-            elif kind == "merge":
-                patched = patching.apply_merge_patch(target, body)
-            else:
-                patched = patching.apply_strategic_merge_patch(target, body)
-        except patching.PatchError as error:
-            raise ApiError(422, "Invalid", str(error)) from None
-        if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
-            raise ApiError(422, "Invalid", "the patch produced an object without metadata")
-        if route.subresource == "scale":
-            return 200, self._write_scale(route, patched)
-        return 200, store.update(rt, ns, route.name or "", patched, subresource=route.subresource, validation=validation)
+        # Read, patch and write as one step: a real server retries a patch internally when the
+        # object moved on meanwhile (GuaranteedUpdate), so only a patch that itself carries a
+        # stale resourceVersion gets 409 Conflict.
+        with store.lock:
+            current = store.get(rt, ns, route.name or "")
+            target = _scale(current) if route.subresource == "scale" else current
+            try:
+                if kind == "json":
+                    patched = patching.apply_json_patch(target, body)
+                elif kind == "merge":
+                    patched = patching.apply_merge_patch(target, body)
+                else:
+                    patched = patching.apply_strategic_merge_patch(target, body)
+            except patching.PatchError as error:
+                raise ApiError(422, "Invalid", str(error)) from None
+            if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
+                raise ApiError(422, "Invalid", "the patch produced an object without metadata")
+            if route.subresource == "scale":
+                return 200, self._write_scale(route, patched)
+            return 200, store.update(
+                rt, ns, route.name or "", patched, subresource=route.subresource, validation=validation
+            )
 
     def _apply(self, route: Route, query: dict[str, str], validation: Validation) -> tuple[int, Any]:
         """Server-side apply: create the object, or merge the manager's configuration into it."""

@@ -426,4 +426,4 @@ def test_references_to_unknown_kinds_values_from_refs_and_missing_exports_are_re
 
 
 def test_the_shipped_tables_load(rules):
-    assert set(rules.tables) == {"BotModule", "IpcConfig"}
+    assert set(rules.tables) == {"BotModule", "IpcConfig", "S3Store", "BackupSchedule"}

@@ -511,3 +511,47 @@ def test_a_claim_cannot_shrink(api):
         core.patch_namespaced_persistent_volume_claim, "data", NAMESPACE, {"spec": {"resources": {"requests": {"storage": "500Mi"}}}}
     )
     assert code == 422 and "spec.resources.requests.storage: Forbidden: field can not be less than previous value" in message
+
+
+def cron_job(name="nightly-irc-backup", schedule="0 3 * * *", restart="Never"):
+    return {"metadata": {"name": name}, "spec": {"schedule": schedule, "jobTemplate": {"spec": {"template": {"spec": {
+        "restartPolicy": restart, "containers": [{"name": "backup", "image": "backup:1"}]}}}}}}
+
+
+def test_batch_v1_cronjobs_and_jobs_are_defaulted_and_validated_as_a_real_server_does(api):
+    batch = client.BatchV1Api(api)
+    made = api.sanitize_for_serialization(batch.create_namespaced_cron_job(NAMESPACE, cron_job()))
+    # Real: concurrencyPolicy Allow, suspend false, history limits 3 and 1, the pod template defaulted.
+    assert (made["spec"]["concurrencyPolicy"], made["spec"]["suspend"]) == ("Allow", False)
+    assert (made["spec"]["successfulJobsHistoryLimit"], made["spec"]["failedJobsHistoryLimit"]) == (3, 1)
+    assert made["metadata"]["generation"] == 1
+    for body, field, words in [
+        (cron_job(name="n" * 53), "metadata.name", "must be no more than 52 characters"),  # apis/batch validation
+        (cron_job(schedule="every night"), "spec.schedule", "unparseable schedule"),
+        (cron_job(name="always", restart="Always"), "spec.jobTemplate.spec.template.spec.restartPolicy", "Unsupported value"),
+    ]:
+        with pytest.raises(client.ApiException) as caught:
+            batch.create_namespaced_cron_job(NAMESPACE, body)
+        status = status_of(caught.value)
+        assert caught.value.status == 422 and words in status["message"]
+        assert field in [c["field"] for c in status["details"]["causes"]]
+    job = {"metadata": {"name": "restore"}, "spec": {"template": cron_job()["spec"]["jobTemplate"]["spec"]["template"]}}
+    made = api.sanitize_for_serialization(batch.create_namespaced_job(NAMESPACE, job))
+    uid = made["metadata"]["uid"]
+    # Real: backoffLimit 6, and a selector on the Job's own uid, whose labels the pods get.
+    assert made["spec"]["backoffLimit"] == 6
+    assert made["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    assert made["spec"]["template"]["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "restore"
+    # Real: a Job's pod template cannot change.
+    with pytest.raises(client.ApiException) as caught:
+        batch.patch_namespaced_job("restore", NAMESPACE, {"spec": {"template": {"spec": {"activeDeadlineSeconds": 5}}}})
+    assert caught.value.status == 422 and "field is immutable" in status_of(caught.value)["message"]
+
+
+def test_two_controller_references_are_422(api):
+    """apimachinery ValidateOwnerReferences: "Only one reference can have Controller set to true"."""
+    owners = [{"apiVersion": "v1", "kind": "ConfigMap", "name": n, "uid": f"uid-{n}", "controller": True} for n in ("a", "b")]
+    body = {"metadata": {"name": "twice", "ownerReferences": owners}}
+    with pytest.raises(client.ApiException) as caught:
+        client.CoreV1Api(api).create_namespaced_config_map(NAMESPACE, body)
+    assert caught.value.status == 422 and "Only one reference can have Controller set to true" in status_of(caught.value)["message"]
