@@ -10,7 +10,6 @@ from benchmarks.conftest import ROUNDS, Scale
 from eevee.kube.client import PAGE_SIZE as PAGE
 
 
-
 def test_steady_state_pass(benchmark, scale: Scale):
     """Target: under 1 s at 1,000 modules on 2 cores; zero writes; requests set by pagination only."""
     log = scale.standin.log

@@ -266,6 +266,11 @@ class Runner:
             if resource is not None and self.backoff.ready(key) and runs.get(key, 0) < FOLLOW_RUNS:
                 runs[key] = runs.get(key, 0) + 1
                 self._reconcile(resource, renderer)
+                after = self.snapshot.resources.get(key)
+                if after is not None and _edited(resource, after):
+                    # The answer to our status write carried a newer spec (the user edited it
+                    # meanwhile); its watch event will be dropped as known, so go again now.
+                    queue.setdefault(key, None)
             for changed in self.snapshot.take_changed():
                 renderer.forget(changed)
                 for reader in self.cache.readers(changed):
@@ -426,6 +431,16 @@ class Runner:
             self.pass_backoff.succeeded("pass")
             self._pass_requested = True
             self._start_watches()
+
+
+def _edited(before: Obj, after: Obj) -> bool:
+    """Whether what a user may edit (spec, labels, annotations) differs between two versions."""
+    old, new = before["metadata"], after["metadata"]
+    return (
+        old.get("generation") != new.get("generation")
+        or old.get("labels") != new.get("labels")
+        or old.get("annotations") != new.get("annotations")
+    )
 
 
 def _newer(event: Obj, current: Obj) -> bool:
