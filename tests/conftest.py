@@ -156,3 +156,7 @@ class Kubectl:
 @pytest.fixture
 def kubectl(standin: StandIn) -> Kubectl:
     return Kubectl(standin)
+
+
+# A real S3 server (moto), for the tests of S3Stores and backups.
+from tests.s3_server import s3_server  # noqa: E402, F401

@@ -14,12 +14,14 @@ of their names is written to the child as the annotation
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-from eevee.engine.expressions import UNSET, EvaluationError, Generator, field_origin, random_token
+from eevee.engine.expressions import UNSET, EvaluationError, Generator, field_origin, lookup, random_token
 from eevee.engine.paths import Path, assign, encode_path_set, flatten, get
-from eevee.engine.tables import ChildRule, RuleSet, Table, flatten_cerberus_errors
+from eevee.engine.tables import ChildRule, ProbeRule, RuleSet, SecretInput, Table, flatten_cerberus_errors
 
 MANAGED_FIELDS = "eevee.bot/managed-fields"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -32,6 +34,17 @@ _IDENTITY = {("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "nam
 Lookup = Callable[[str, str, str], "Mapping[str, Any] | None"]  # (kind, namespace, name) of a custom resource
 Fetch = Callable[[str, str, str, str], "Mapping[str, Any] | None"]  # (apiVersion, kind, namespace, name), any object
 RefKey = tuple[str, str, str]  # (kind, namespace, name)
+PROBE = "Probe"  # the kind of a probe's RefKey: (PROBE, check, digest of its inputs)
+
+
+class Probes(Protocol):
+    """Runs a table's probes (the I/O is the operator's; see eevee/probes.py). Never blocks:
+    ``result`` answers what is known (a placeholder while the first check runs) and starts a
+    check when none is known or the last one is older than ``every`` seconds."""
+
+    def result(self, check: str, inputs: Mapping[str, Any], every: float) -> tuple[RefKey, Mapping[str, Any]]: ...
+
+    def current(self, key: RefKey) -> Mapping[str, Any] | None: ...
 
 
 class SpecProblem(NamedTuple):
@@ -211,8 +224,10 @@ class Renderer:
         generate: Generator = random_token,
         cache: RenderCache | None = None,
         placeholders: bool = False,
+        probes: Probes | None = None,
     ) -> None:
         self.rules = rules
+        self.probes = probes
         # Offline (`render`): a referenced object that is not given is a placeholder, named in
         # placeholders_used, instead of a ReferenceNotFound.
         self.placeholders = placeholders
@@ -244,6 +259,8 @@ class Renderer:
 
     def _current(self, key: RefKey) -> Any:
         kind, namespace, name = key
+        if kind == PROBE:
+            return None if self.probes is None else _probe_version(self.probes.current(key))
         if kind in self.rules.tables:
             return _version_of(self.lookup(kind, namespace, name))
         return _version_of(self.fetch(self._kinds.get(kind, ""), kind, namespace, name))
@@ -357,6 +374,7 @@ class Renderer:
                     target_uid = (target.get("metadata") or {}).get("uid")
                 if target_uid:
                     ref_uids[ref.name] = target_uid
+            scope["probes"] = self._probe(table, scope)
             if not self.placeholders_used:  # what a placeholder holds cannot be checked
                 run_checks(table, scope, stage="refs")
             scope["labels"] = {
@@ -365,6 +383,23 @@ class Renderer:
         except EvaluationError as error:
             raise InvalidSpec([SpecProblem(error.field, error.reason)]) from None
         return scope
+
+    def _probe(self, table: Table, scope: Mapping[str, Any]) -> dict[str, Any]:
+        """The results of the table's probes whose inputs are all set (what it does not know
+        yet, or cannot check offline, stays unset)."""
+        results: dict[str, Any] = {}
+        if self.probes is None:
+            return results
+        for rule in table.probes:
+            if rule.when is not None and not rule.when(scope):
+                continue
+            inputs = _probe_inputs(rule, scope, self.generate)
+            if inputs is None:
+                continue
+            key, result = self.probes.result(rule.check, inputs, rule.every)
+            self._used[key] = _probe_version(result)
+            results[rule.name] = dict(result)
+        return results
 
     def _exports_of(self, kind: str, namespace: str, name: str, *, field: str) -> dict[str, Any]:
         key = (kind, namespace, name)
@@ -470,7 +505,32 @@ class Renderer:
         )
 
 
-_DERIVED = ("values", "refs", "labels", "operator", "children", "_origins", "_ref_uids")
+_DERIVED = ("values", "refs", "probes", "labels", "operator", "children", "_origins", "_ref_uids")
+
+
+def _probe_inputs(rule: ProbeRule, scope: Mapping[str, Any], generate: Generator) -> dict[str, Any] | None:
+    inputs: dict[str, Any] = {}
+    for name, source in rule.inputs:
+        if isinstance(source, SecretInput):
+            secret, key = lookup(scope, source.secret), lookup(scope, source.key)
+            data = secret.get("data") if isinstance(secret, Mapping) else None
+            encoded = data.get(str(key)) if isinstance(data, Mapping) and key is not UNSET else None
+            if not isinstance(encoded, str):
+                return None
+            try:
+                value: Any = base64.b64decode(encoded, validate=True).decode()
+            except (binascii.Error, ValueError):
+                return None
+        else:
+            value = source.evaluate(scope, generate)
+            if value is UNSET:
+                return None
+        inputs[name] = value
+    return inputs
+
+
+def _probe_version(result: Mapping[str, Any] | None) -> Any:
+    return None if result is None else tuple(sorted((k, str(v)) for k, v in result.items()))
 
 
 def _conditions_of(obj: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

@@ -46,6 +46,13 @@ from eevee.engine.paths import Path, PathError, flatten, format_path, parse_path
 RESOURCE_ROOTS = ("metadata", "spec")
 OPERATOR_SETTINGS = ("namespace", "apiUrl", "apiTokenSecretName", "apiTokenSecretKey")
 CONDITION_FIELDS = ("status", "reason", "message")
+# The checks a table's `probes` may ask the operator to run (eevee/probes.py runs them), with
+# the inputs each needs. A result is a mapping: `ok` (true or false; unset while the first check
+# runs), `reason`, `message`, and what the check found.
+PROBE_CHECKS: dict[str, tuple[str, ...]] = {
+    "s3.listObjects": ("endpoint", "bucket", "accessKeyId", "secretAccessKey"),
+    "s3.latestBackup": ("endpoint", "bucket", "accessKeyId", "secretAccessKey", "prefix"),
+}
 METADATA_FIELDS = ("name", "namespace", "uid", "labels", "annotations", "generation")
 
 _CONDITION = {"type": "dict", "minlength": 1, "maxlength": 1}
@@ -119,6 +126,24 @@ TABLE_SCHEMA: dict[str, Any] = {
                 "format": {"type": "string"},
                 "when": _CONDITION,
                 "optional": {"type": "boolean"},
+            },
+        },
+    },
+    "probes": {
+        "type": "dict",
+        "keysrules": {"type": "string", "regex": r"^[A-Za-z][A-Za-z0-9]*$"},
+        "valuesrules": {
+            "type": "dict",
+            "schema": {
+                "check": {"type": "string", "required": True, "allowed": list(PROBE_CHECKS)},
+                "every": {"type": "integer", "min": 10, "max": 86400},
+                "when": _CONDITION,
+                "inputs": {
+                    "type": "dict",
+                    "required": True,
+                    "keysrules": {"type": "string"},
+                    "valuesrules": {"type": "dict"},
+                },
             },
         },
     },
@@ -246,6 +271,27 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class SecretInput:
+    """A probe input read from a Secret the table references: ``{fromSecret: refs.x, key: values.k}``,
+    the value under that key, decoded. It goes to the check only, never into a rendering."""
+
+    secret: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class ProbeRule:
+    """A check with I/O the operator runs for a resource (an S3 bucket answers with these
+    credentials), its result readable as ``probes.<name>.<field>``."""
+
+    name: str
+    check: str
+    every: int
+    when: Condition | None
+    inputs: tuple[tuple[str, Source | SecretInput], ...]
+
+
+@dataclass(frozen=True)
 class StatusOverride:
     """One case of a condition: when ``when`` holds, the condition is ``status``/``reason`` with
     ``message`` (a template: ``{path}`` placeholders, an unset one shown as ``?``)."""
@@ -292,6 +338,7 @@ class Table:
     overrides: tuple[StatusOverride, ...]
     status_patches: tuple[CompiledPatch, ...]
     conditions: tuple[ExtraCondition, ...] = ()
+    probes: tuple[ProbeRule, ...] = ()
     ref_uses: tuple[tuple[str, Path], ...] = ()
     metrics: tuple[MetricRule, ...] = ()
     notes: tuple[str, ...] = ()
@@ -515,6 +562,7 @@ class _TableCompiler:
         self.problems: list[tuple[str, str, str]] = []
         self.value_names: list[str] = []
         self.reference_names: list[str] = []
+        self.probe_names: list[str] = []
         self.child_ids: list[str] = []
         self.spec_schema: dict[str, Any] = document["schema"]
         self.deferred_ref_paths: list[tuple[str, Path]] = []
@@ -542,6 +590,9 @@ class _TableCompiler:
                 self.fail(rule, f"path {text} names no reference defined above this rule (refs.<reference>.<field>)")
             else:
                 self.deferred_ref_paths.append((rule, path))
+        elif root == "probes":
+            if len(path) != 3 or path[1] not in self.probe_names:
+                self.fail(rule, f"path {text} names no probe defined above this rule (probes.<probe>.<field>)")
         elif root == "labels":
             if len(path) > 2:
                 self.fail(rule, f"path {text}: labels.<key> or labels")
@@ -556,7 +607,7 @@ class _TableCompiler:
             if len(path) < 2 or path[1] not in ids:
                 self.fail(rule, f"path {text} names no child of this table")
         else:
-            allowed = "metadata, spec, values, refs, labels, operator" + (", children" if children else "")
+            allowed = "metadata, spec, values, refs, probes, labels, operator" + (", children" if children else "")
             allowed += ", live" if live else ""
             self.fail(rule, f"path {text} starts with an unknown root {root!r} (known: {allowed})")
 
@@ -733,6 +784,34 @@ class _TableCompiler:
                     )
             self.reference_names.append(name)
 
+        probes = []
+        for name, probe in doc.get("probes", {}).items():
+            rule = f"probes.{name}"
+            missing = [i for i in PROBE_CHECKS[probe["check"]] if i not in probe["inputs"]]
+            if missing:
+                self.fail(rule, f"{probe['check']} needs the inputs {', '.join(missing)}")
+            inputs: list[tuple[str, Source | SecretInput]] = []
+            for input_name, spec in probe["inputs"].items():
+                where = f"{rule}.inputs.{input_name}"
+                if "fromSecret" in spec:
+                    try:
+                        secret, key = parse_path(spec["fromSecret"]), parse_path(spec.get("key", ""))
+                    except PathError as error:
+                        self.fail(where, f"fromSecret and key must be paths: {error}")
+                        continue
+                    if secret[0] != "refs" or len(secret) != 2:
+                        self.fail(where, "fromSecret names a reference to a Secret: refs.<reference>")
+                    self.check_path(where, (*secret, "data"))
+                    self.check_path(where, key)
+                    inputs.append((input_name, SecretInput(secret, key)))
+                else:
+                    source = self.source(where, spec)
+                    if source is not None:
+                        inputs.append((input_name, source))
+            when = self.condition(f"{rule}.when", probe["when"]) if "when" in probe else None
+            probes.append(ProbeRule(name, probe["check"], probe.get("every", 300), when, tuple(inputs)))
+            self.probe_names.append(name)
+
         checks = []
         for index, check in enumerate(doc.get("checks", [])):
             rule = f"checks[{index}]"
@@ -743,7 +822,7 @@ class _TableCompiler:
                 self.fail(rule, str(error))
             if compiled is not None:
                 roots = {path[0] for path in condition_paths(check["rule"])}
-                stage = "live" if "live" in roots else "refs" if "refs" in roots else "static"
+                stage = "live" if "live" in roots else "refs" if roots & {"refs", "probes"} else "static"
                 checks.append(Check(check["field"], compiled, check["message"], stage))
 
         exports = tuple(doc.get("exports", []))
@@ -845,6 +924,7 @@ class _TableCompiler:
             overrides=tuple(overrides),
             status_patches=tuple(status_patches),
             conditions=tuple(conditions),
+            probes=tuple(probes),
             ref_uses=tuple(self.deferred_ref_paths),
             metrics=tuple(metrics),
             notes=tuple(self.notes),

@@ -28,6 +28,7 @@ from eevee.engine.render import (
     RETAIN,
     DesiredChild,
     InvalidSpec,
+    Probes,
     RenderCache,
     Renderer,
     Rendering,
@@ -71,8 +72,10 @@ class Reconciler:
         events: EventRecorder,
         operator_scope: dict[str, str],
         dry_run: bool = False,
+        probes: Probes | None = None,
     ) -> None:
         self.kube = kube
+        self.probes = probes
         self.metrics = metrics
         self.events = events
         self.operator_scope = operator_scope
@@ -82,7 +85,9 @@ class Reconciler:
         def fetch(api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
             return snapshot.fetch(self.kube, api_version, kind, namespace, name)
 
-        return Renderer(rules, lookup=snapshot.lookup, fetch=fetch, operator=self.operator_scope, cache=cache)
+        return Renderer(
+            rules, lookup=snapshot.lookup, fetch=fetch, operator=self.operator_scope, cache=cache, probes=self.probes
+        )
 
     # --- one resource ------------------------------------------------------------------
 

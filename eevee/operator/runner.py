@@ -31,6 +31,7 @@ from eevee.operator.reconciler import Outcome, Reconciler
 from eevee.operator.reload import RulesSource
 from eevee.operator.snapshot import Key, Obj, Snapshot, key_of, take_snapshot
 from eevee.operator.workqueue import EventQueue
+from eevee.probes import ProbeRunner
 from eevee.settings import Settings
 
 log = logging.getLogger("eevee.operator")
@@ -67,8 +68,11 @@ class Runner:
         self.rules: RuleSet = rules.rules
         self.identity = identity
         self.events = EventRecorder(kube, identity=identity)
+        self.wake = threading.Event()
+        # The tables' checks with I/O (S3); a changed result wakes the loop, like a watch event.
+        self.probes = ProbeRunner(on_change=self.wake.set)
         self.reconciler = Reconciler(
-            kube, metrics=metrics, events=self.events, operator_scope=settings.operator_scope()
+            kube, metrics=metrics, events=self.events, operator_scope=settings.operator_scope(), probes=self.probes
         )
         self.cache = RenderCache()
         self.snapshot = Snapshot()
@@ -76,7 +80,6 @@ class Runner:
         self.backoff = Backoff()
         self.pass_backoff = Backoff(base=1.0, cap=30.0)
         self.stop = threading.Event()
-        self.wake = threading.Event()
         self.incoming = EventQueue()
         self.passes = 0
         self.last_pass_seconds: float | None = None
@@ -159,6 +162,7 @@ class Runner:
     def shutdown(self) -> None:
         self.stop.set()
         self.wake.set()
+        self.probes.close()
         self.kube.close_streams()  # unblock the watch threads now rather than at their timeout
 
     def join(self, timeout: float = 5.0) -> None:
@@ -397,6 +401,8 @@ class Runner:
                 self.snapshot.put_resource(obj)
                 keys[key] = None
         for changed in self.snapshot.take_changed():  # e.g. modules reading their token Secret
+            keys.update(dict.fromkeys(self.cache.readers(changed)))
+        for changed in self.probes.take_changed():  # an S3 check that answered differently
             keys.update(dict.fromkeys(self.cache.readers(changed)))
         if not keys:
             return

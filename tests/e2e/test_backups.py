@@ -2,8 +2,9 @@
 
 Everything runs over real HTTP against the stand-in, which serves batch/v1 CronJobs as a
 real API server does (defaults, the 52-character name limit, the cron syntax check, one
-controller per object); the operator polls every 30 s here, so whatever happens "within
-seconds" comes from watches and from following what a rendering read, not from a pass.
+controller per object), and S3Stores point at a real S3 server (moto, tests/s3_server.py);
+the operator polls every 30 s here, so whatever happens "within seconds" comes from watches
+and from following what a rendering read, not from a pass.
 """
 
 from __future__ import annotations
@@ -15,18 +16,24 @@ from kubernetes import client
 
 from tests.conftest import NAMESPACE, eventually
 from tests.operator_fixtures import module
+from tests.s3_server import S3Server
 
 PVC = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
 ACCESS_ID, SECRET_KEY = "AKIAEEVEETEST", "s3cr3t-value-never-shown"
 
 
-def credentials(name="s3-creds"):
+def credentials(name="s3-creds", access_id=ACCESS_ID, secret_key=SECRET_KEY, s3: S3Server | None = None):
+    if s3 is not None:
+        access_id, secret_key = s3.access_id, s3.secret_key
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NAMESPACE},
-            "data": {"access-id": base64.b64encode(ACCESS_ID.encode()).decode(),
-                     "secret-key": base64.b64encode(SECRET_KEY.encode()).decode()}}
+            "data": {"access-id": base64.b64encode(access_id.encode()).decode(),
+                     "secret-key": base64.b64encode(secret_key.encode()).decode()}}
 
 
-def store(name="minio", secret="s3-creds", **spec):
+def store(name="minio", secret="s3-creds", s3: S3Server | None = None, **spec):
+    """An S3Store; given a server, one of its buckets (a new one each time)."""
+    if s3 is not None:
+        spec = {"endpoint": s3.endpoint, "bucket": s3.bucket(), **spec}
     return {"apiVersion": "eevee.bot/v1", "kind": "S3Store", "metadata": {"name": name},
             "spec": {"endpoint": "https://minio.example.com", "bucket": "eevee-backups", "prefix": "prod/",
                      "accessId": {"secretKeyRef": {"secret": {"name": secret}, "key": "access-id"}},
@@ -59,13 +66,14 @@ def backed_up(cluster, name):
     return condition if condition.get("status") == "True" else None
 
 
-def test_a_module_naming_a_schedule_gets_a_cronjob_with_the_backup_image_contract(cluster, operator, standin):
-    standin.seed(credentials())
-    cluster.create(store())
+def test_a_module_naming_a_schedule_gets_a_cronjob_with_the_backup_image_contract(cluster, operator, standin, s3_server):
+    standin.seed(credentials(s3=s3_server))
+    cluster.create(store(s3=s3_server))
     cluster.create(schedule())
     made = cluster.create(module("irc", persistentVolumeClaim=PVC, backupSchedule={"name": "nightly"}))
     eventually(lambda: backed_up(cluster, "irc"), timeout=10)
-    assert cluster.ready("S3Store", "minio")["reason"] == "CredentialsFound"
+    assert cluster.ready("S3Store", "minio")["reason"] == "ConnectionSuccessful"
+    bucket = cluster.get("S3Store", "minio")["spec"]["bucket"]
     ready = cluster.ready("BackupSchedule", "nightly")
     assert ready["reason"] == "Scheduled"
     eventually(lambda: cluster.ready("BotModule", "irc"))
@@ -92,7 +100,7 @@ def test_a_module_naming_a_schedule_gets_a_cronjob_with_the_backup_image_contrac
     assert {v["name"]: v.get("persistentVolumeClaim") for v in pod["volumes"]}["module-data"] == {
         "claimName": "eevee-irc-module-pvc"}
     assert env_of(job) == {
-        "S3_ENDPOINT": "https://minio.example.com", "S3_BUCKET": "eevee-backups", "S3_PREFIX": "prod/",
+        "S3_ENDPOINT": s3_server.endpoint, "S3_BUCKET": bucket, "S3_PREFIX": "prod/",
         "S3_PATH_STYLE": "false", "S3_SIGNATURE_V2": "false", "BACKUP_NAMESPACE": NAMESPACE,
         "BACKUP_MODULE": "irc", "BACKUP_PVC_PATH": "/data",
         "S3_ACCESS_ID": {"secretKeyRef": {"name": "s3-creds", "key": "access-id"}},
@@ -101,12 +109,12 @@ def test_a_module_naming_a_schedule_gets_a_cronjob_with_the_backup_image_contrac
     # The credentials are only ever referenced, never copied anywhere the operator writes.
     for text in (str(job), str(cluster.get("S3Store", "minio")), str(cluster.get("BotModule", "irc")),
                  str(cluster.events("irc")), str(cluster.events("minio"))):
-        assert SECRET_KEY not in text and ACCESS_ID not in text
+        assert s3_server.secret_key not in text and s3_server.access_id not in text
 
 
-def test_changes_to_the_store_the_schedule_or_the_module_reach_the_cronjob_within_seconds(cluster, operator, standin):
-    standin.seed(credentials())
-    cluster.create(store())
+def test_changes_to_the_store_the_schedule_or_the_module_reach_the_cronjob_within_seconds(cluster, operator, standin, s3_server):
+    standin.seed(credentials(s3=s3_server))
+    cluster.create(store(s3=s3_server))
     cluster.create(schedule())
     cluster.create(module("irc", persistentVolumeClaim=PVC, backupSchedule={"name": "nightly"}))
     eventually(lambda: backed_up(cluster, "irc"))
@@ -127,9 +135,9 @@ def test_changes_to_the_store_the_schedule_or_the_module_reach_the_cronjob_withi
     eventually(lambda: cronjob(cluster, "weekly-irc-backup"), timeout=5)
 
 
-def test_a_missing_schedule_or_volume_never_holds_up_the_module(cluster, operator, standin):
-    standin.seed(credentials())
-    cluster.create(store())
+def test_a_missing_schedule_or_volume_never_holds_up_the_module(cluster, operator, standin, s3_server):
+    standin.seed(credentials(s3=s3_server))
+    cluster.create(store(s3=s3_server))
     cluster.create(module("irc", backupSchedule={"name": "nightly"}))  # no volume, no such schedule
     eventually(lambda: cluster.ready("BotModule", "irc"))
     condition = eventually(lambda: cluster.condition("BotModule", "irc", "BackupScheduled") or None)
@@ -147,9 +155,9 @@ def test_a_missing_schedule_or_volume_never_holds_up_the_module(cluster, operato
     assert cronjob(cluster, "nightly-irc-backup") is not None
 
 
-def test_a_cronjob_name_over_52_characters_is_refused_on_the_module_not_sent(cluster, operator, standin):
-    standin.seed(credentials())
-    cluster.create(store())
+def test_a_cronjob_name_over_52_characters_is_refused_on_the_module_not_sent(cluster, operator, standin, s3_server):
+    standin.seed(credentials(s3=s3_server))
+    cluster.create(store(s3=s3_server))
     cluster.create(schedule("a-very-long-backup-schedule-name-of-forty"))
     cluster.create(module("irc-connector", persistentVolumeClaim=PVC,
                           backupSchedule={"name": "a-very-long-backup-schedule-name-of-forty"}))
@@ -163,11 +171,11 @@ def test_a_cronjob_name_over_52_characters_is_refused_on_the_module_not_sent(clu
     assert not [r for r in standin.log.entries(0) if r.resource == "cronjobs" and r.code >= 400]
 
 
-def test_a_store_without_its_secret_is_not_ready_and_its_schedule_says_so_until_it_appears(cluster, start_operator, standin):
+def test_a_store_without_its_secret_is_not_ready_and_its_schedule_says_so_until_it_appears(cluster, start_operator, standin, s3_server):
     # A user's Secret is not one of the operator's children, so it is not watched (that would
     # hold every Secret of the namespace, Helm's releases included): it is read at each pass.
     start_operator(poll_interval=1.0)
-    cluster.create(store())
+    cluster.create(store(s3=s3_server))
     cluster.create(schedule())
     not_found = eventually(lambda: cluster.condition("S3Store", "minio").get("reason") == "ReferenceNotFound"
                            and cluster.condition("S3Store", "minio"))
@@ -176,11 +184,11 @@ def test_a_store_without_its_secret_is_not_ready_and_its_schedule_says_so_until_
                          and cluster.condition("BackupSchedule", "nightly"))
     assert waiting["status"] == "False" and "S3Store minio is not ready" in waiting["message"]
 
-    standin.seed(credentials())  # the Secret is created: the store at the next pass, its schedule with it
+    standin.seed(credentials(s3=s3_server))  # the Secret is created: the store at the next pass, its schedule with it
     eventually(lambda: cluster.ready("S3Store", "minio"), timeout=10)
     eventually(lambda: cluster.ready("BackupSchedule", "nightly"), timeout=5)
 
-    broken = copy.deepcopy(credentials())
+    broken = copy.deepcopy(credentials(s3=s3_server))
     del broken["data"]["secret-key"]
     cluster.core.replace_namespaced_secret("s3-creds", NAMESPACE, broken)
     missing = eventually(lambda: cluster.condition("S3Store", "minio").get("reason") == "InvalidSpec"
@@ -188,11 +196,11 @@ def test_a_store_without_its_secret_is_not_ready_and_its_schedule_says_so_until_
     assert "spec.accessKey.secretKeyRef.key" in missing["message"]
 
 
-def test_the_eevee_operators_cronjob_is_taken_over(cluster, standin, start_operator):
+def test_the_eevee_operators_cronjob_is_taken_over(cluster, standin, start_operator, s3_server):
     """The CronJob as the eevee operator 2.3 made it: controlled by the BackupSchedule, no
     labels, restartPolicy OnFailure, no deadline. Ours takes it over in place."""
-    standin.seed(credentials())
-    cluster.create(store())
+    standin.seed(credentials(s3=s3_server))
+    cluster.create(store(s3=s3_server))
     made = cluster.create(schedule())
     cluster.create(module("irc", persistentVolumeClaim=PVC, backupSchedule={"name": "nightly"}))
     owner = {"apiVersion": "eevee.bot/v1", "kind": "BackupSchedule", "name": "nightly",
@@ -214,5 +222,5 @@ def test_the_eevee_operators_cronjob_is_taken_over(cluster, standin, start_opera
     assert job["metadata"]["uid"] == before  # the same object, not a new one
     assert [r["kind"] for r in job["metadata"]["ownerReferences"]] == ["BotModule"]
     assert job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] == "Never"
-    assert env_of(job)["S3_ENDPOINT"] == "https://minio.example.com"
+    assert env_of(job)["S3_ENDPOINT"] == s3_server.endpoint
     assert job["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "eevee-operator"

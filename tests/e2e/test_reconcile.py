@@ -8,7 +8,7 @@ import threading
 from kubernetes import client, watch
 
 from tests.conftest import NAMESPACE, eventually
-from tests.e2e.test_backups import credentials, store
+from tests.e2e.test_backups import schedule
 from tests.operator_fixtures import examples, ipc, module, wait_passes
 
 
@@ -240,23 +240,23 @@ def test_events_say_what_happened_one_per_change(cluster, operator):
 def test_an_edit_made_while_the_status_is_written_is_reconciled_at_once(cluster, operator, standin):
     """The answer to the status write already carries the edited spec, so the edit's watch event
     is dropped as known: the operator must notice from the answer itself, not wait for a pass.
-    An S3Store has no children whose events would bring it back by chance."""
-    standin.seed(credentials())
-    cluster.create(store())
-    eventually(lambda: cluster.ready("S3Store", "minio"))
+    A BackupSchedule has no children whose events would bring it back by chance."""
+    cluster.create(schedule(store_name="first"))
+    eventually(lambda: "first" in cluster.condition("BackupSchedule", "nightly").get("message", ""))
     kube = operator.runner.reconciler.kube
     original = kube.patch
     edited = []
 
     def patch(api_version, plural, namespace, name, body, **kw):
         if kw.get("subresource") == "status" and not edited:  # the user edits right before our status write
-            edited.append(cluster.patch("S3Store", "minio", {"spec": {"endpoint": "https://other.example.com"}}))
+            edited.append(cluster.patch("BackupSchedule", "nightly", {"spec": {"s3Store": {"name": "third"}}}))
         return original(api_version, plural, namespace, name, body, **kw)
 
     kube.patch = patch
     try:
-        cluster.patch("S3Store", "minio", {"spec": {"bucket": "second-bucket"}})
+        cluster.patch("BackupSchedule", "nightly", {"spec": {"s3Store": {"name": "second"}}})
         eventually(lambda: edited)
-        eventually(lambda: "other.example.com" in cluster.condition("S3Store", "minio")["message"], timeout=5)  # a pass is 30 s away
+        # A pass is 30 s away: only following the write's answer gets there in time.
+        eventually(lambda: "third" in cluster.condition("BackupSchedule", "nightly")["message"], timeout=5)
     finally:
         kube.patch = original
