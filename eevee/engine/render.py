@@ -85,6 +85,8 @@ class DesiredChild(NamedTuple):
     origin: str = "metadata.name"  # the resource field the child's name comes from, for messages
     targets: tuple[tuple[Path, bool], ...] = ()  # what each patch wrote, and whether createOnly
     adopt_from: tuple[str, ...] = ()  # uids of referenced objects whose controller reference we may replace
+    once: bool = False  # made at most once per resource
+    after: tuple[str, ...] = ()  # ids of children that must be complete before this one is made
 
     @property
     def leaves(self) -> list[tuple[Path, Any]]:
@@ -276,6 +278,9 @@ class Renderer:
         metadata = resource["metadata"]
         key = (resource["kind"], metadata.get("namespace", "default"), metadata["name"])
         version = _content_version(resource) if self.cache is not None else None
+        table = self.rules.tables.get(resource["kind"])
+        if version is not None and table is not None and table.reads_status:
+            version = (*version, _status_version(resource))
         if version is not None:
             cached = self.cache.get(key, version, self._current)  # type: ignore[union-attr]
             if cached is not None:
@@ -482,6 +487,12 @@ class Renderer:
         except EvaluationError as error:
             raise InvalidSpec([SpecProblem(error.field, error.reason)]) from None
 
+        written_once = [target for target, once in targets if once]  # written again when found missing
+        if rule.create_only:  # only metadata is maintained once the object exists
+            tops = [(key,) for key in body if key not in ("apiVersion", "kind", "metadata")]
+            targets = [(target, True) for target, _ in targets] + [(top, True) for top in tops]
+            units = []
+            written_once = tops
         leaves = managed_leaves(body, tuple(targets))
         managed = encode_path_set([path for path, _ in leaves], units)
         metadata.setdefault("annotations", {})[MANAGED_FIELDS] = managed
@@ -498,10 +509,12 @@ class Renderer:
             adopt=rule.adopt,
             immutable=rule.immutable,
             recreate=rule.recreate,
-            create_only=tuple(target for target, once in targets if once),
+            create_only=tuple(written_once),
             origin=next((f for p in rule.name.paths if (f := field_origin(scope, p))), "metadata.name"),
             targets=tuple(targets),
             adopt_from=tuple(uid for ref in rule.adopt_from if (uid := scope["_ref_uids"].get(ref))),
+            once=rule.once,
+            after=rule.after,
         )
 
 
@@ -527,6 +540,17 @@ def _probe_inputs(rule: ProbeRule, scope: Mapping[str, Any], generate: Generator
                 return None
         inputs[name] = value
     return inputs
+
+
+def _status_version(resource: Mapping[str, Any]) -> Any:
+    """The resource's status without the times in it (those change on their own)."""
+    status = resource.get("status") or {}
+    return tuple(
+        sorted(
+            (key, str(value) if key != "conditions" else str([{**c, "lastTransitionTime": ""} for c in value]))
+            for key, value in status.items()
+        )
+    )
 
 
 def _probe_version(result: Mapping[str, Any] | None) -> Any:

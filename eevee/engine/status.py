@@ -54,6 +54,15 @@ def child_readiness(obj: Mapping[str, Any]) -> ChildState:
         if available < replicas or ready < replicas:
             return ChildState("InProgress", f"{kind} {name}: {min(ready, available)} of {replicas} replicas ready")
         return ChildState("Ready", f"{kind} {name}: {replicas} of {replicas} replicas ready")
+    if kind == "Job" and str(obj.get("apiVersion", "")).startswith("batch/"):
+        conditions = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
+        if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
+            return ChildState("Ready", f"Job {name} completed")
+        if "Failed" in conditions or "FailureTarget" in conditions:
+            failed = conditions.get("Failed") or conditions["FailureTarget"]
+            why = failed.get("message") or failed.get("reason") or ""
+            return ChildState("Failed", f"Job {name} failed: {why}".strip())
+        return ChildState("InProgress", f"Job {name} is running")
     for condition in status.get("conditions") or []:
         if condition.get("type") == "Ready":
             if condition.get("status") == "True":
@@ -118,6 +127,11 @@ def compute_status(
         # Conditions are a list keyed by type: ours first, anybody else's kept as they are.
         "conditions": conditions + [c for c in previous.get("conditions") or [] if c.get("type") not in ours],
     }
+    once = {c.id for c in table.children if c.once}
+    made = sorted({*(previous.get("childrenMade") or []), *(i for i in live if i in once)})
+    if made:
+        # One-shot children made so far: never made again (a finished Job its TTL removed).
+        status["childrenMade"] = made
     if child_kinds is not None:
         # The kinds of child this resource may have ("apps/v1/Deployment"): after a table edit
         # drops a kind, the operator still knows to look for (and prune) objects of it.

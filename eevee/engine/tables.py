@@ -164,6 +164,9 @@ TABLE_SCHEMA: dict[str, Any] = {
                 "labels": _LABELS,
                 "adopt": {"type": "string", "allowed": ["always", "owned"]},
                 "adoptFrom": {"type": "list", "schema": {"type": "string"}},
+                "once": {"type": "boolean"},
+                "createOnly": {"type": "boolean"},
+                "after": {"type": "list", "schema": {"type": "string"}},
                 "immutable": {"type": "list", "schema": {"type": "string"}},
                 "onImmutableChange": {"type": "string", "allowed": ["recreate", "refuse"]},
                 "base": {"type": "dict"},
@@ -245,6 +248,9 @@ class ChildRule:
     patches: tuple[CompiledPatch, ...]
     adopt: str = "always"  # "owned": take over an existing object only if an operator made it for us
     adopt_from: tuple[str, ...] = ()  # references whose objects may control an existing child we take over
+    once: bool = False  # made at most once per resource (recorded in status.childrenMade): a one-shot Job
+    create_only: bool = False  # all but metadata written at creation only (a Job's pod template cannot change)
+    after: tuple[str, ...] = ()  # made only once these children (if rendered) are complete
     immutable: tuple[Path, ...] = ()  # fields the API server refuses to change
     recreate: bool = False  # an immutable field that must change: delete and create again
 
@@ -339,6 +345,7 @@ class Table:
     status_patches: tuple[CompiledPatch, ...]
     conditions: tuple[ExtraCondition, ...] = ()
     probes: tuple[ProbeRule, ...] = ()
+    reads_status: bool = False  # some rule reads the resource's own status (status.<field>)
     ref_uses: tuple[tuple[str, Path], ...] = ()
     metrics: tuple[MetricRule, ...] = ()
     notes: tuple[str, ...] = ()
@@ -563,6 +570,7 @@ class _TableCompiler:
         self.value_names: list[str] = []
         self.reference_names: list[str] = []
         self.probe_names: list[str] = []
+        self.reads_status = False
         self.child_ids: list[str] = []
         self.spec_schema: dict[str, Any] = document["schema"]
         self.deferred_ref_paths: list[tuple[str, Path]] = []
@@ -590,6 +598,10 @@ class _TableCompiler:
                 self.fail(rule, f"path {text} names no reference defined above this rule (refs.<reference>.<field>)")
             else:
                 self.deferred_ref_paths.append((rule, path))
+        elif root == "status":
+            # The resource's own status as last written: what a one-shot child reads to know it
+            # has run (the render cache then follows the status too).
+            self.reads_status = True
         elif root == "probes":
             if len(path) != 3 or path[1] not in self.probe_names:
                 self.fail(rule, f"path {text} names no probe defined above this rule (probes.<probe>.<field>)")
@@ -607,7 +619,8 @@ class _TableCompiler:
             if len(path) < 2 or path[1] not in ids:
                 self.fail(rule, f"path {text} names no child of this table")
         else:
-            allowed = "metadata, spec, values, refs, probes, labels, operator" + (", children" if children else "")
+            allowed = "metadata, spec, status, values, refs, probes, labels, operator"
+            allowed += ", children" if children else ""
             allowed += ", live" if live else ""
             self.fail(rule, f"path {text} starts with an unknown root {root!r} (known: {allowed})")
 
@@ -852,6 +865,9 @@ class _TableCompiler:
                     immutable.append(parse_path(text))
                 except PathError as error:
                     self.fail(f"{rule}.immutable", str(error))
+            for earlier in child.get("after", []):
+                if earlier not in self.child_ids:
+                    self.fail(f"{rule}.after", f"{earlier} is not a child listed before this one")
             for ref_name in child.get("adoptFrom", []):
                 if ref_name not in self.reference_names:
                     self.fail(f"{rule}.adoptFrom", f"{ref_name} is not a reference of this table")
@@ -874,6 +890,9 @@ class _TableCompiler:
                         patches=tuple(patches),
                         adopt=child.get("adopt", "always"),
                         adopt_from=tuple(child.get("adoptFrom", [])),
+                        once=bool(child.get("once")),
+                        create_only=bool(child.get("createOnly")),
+                        after=tuple(child.get("after", [])),
                         immutable=tuple(immutable),
                         recreate=child.get("onImmutableChange") == "recreate",
                     )
@@ -925,6 +944,7 @@ class _TableCompiler:
             status_patches=tuple(status_patches),
             conditions=tuple(conditions),
             probes=tuple(probes),
+            reads_status=self.reads_status,
             ref_uses=tuple(self.deferred_ref_paths),
             metrics=tuple(metrics),
             notes=tuple(self.notes),

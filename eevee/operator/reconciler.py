@@ -34,7 +34,7 @@ from eevee.engine.render import (
     Rendering,
     run_checks,
 )
-from eevee.engine.status import Problem, compute_status, gauge_samples, status_changed
+from eevee.engine.status import Problem, child_readiness, compute_status, gauge_samples, status_changed
 from eevee.engine.tables import RuleSet, Table
 from eevee.kube.client import JSON_PATCH, MERGE_PATCH, Kube, KubeError, plural_of
 from eevee.metrics import Metrics
@@ -189,6 +189,8 @@ class Reconciler:
                         f"{snapshot.unavailable[child.kind]}; the other children are reconciled",
                     )
                 )
+                continue
+            if _held_back(resource, child, rendering, snapshot):
                 continue
             try:
                 action = self._apply(resource, child, snapshot, outcome, None if cache is None else cache.verified)
@@ -469,6 +471,21 @@ class Refused(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+def _held_back(resource: Obj, child: DesiredChild, rendering: Rendering, snapshot: Snapshot) -> bool:
+    """A child not to be made now: a ``once`` child made before (and gone since), or an ``after``
+    child whose predecessors are not complete. What exists already is maintained as usual."""
+    if not (child.once or child.after) or snapshot.child(child.kind, child.namespace, child.name) is not None:
+        return False
+    if child.once and child.id in ((resource.get("status") or {}).get("childrenMade") or []):
+        return True
+    for earlier in rendering.children:
+        if earlier.id in child.after:
+            live = snapshot.child(earlier.kind, earlier.namespace, earlier.name)
+            if live is None or child_readiness(live).state != "Ready":
+                return True
+    return False
 
 
 def _immutable_change(child: DesiredChild, live: Obj) -> str | None:

@@ -13,12 +13,13 @@ import urllib3
 from eevee.kube.client import USER_AGENT
 from tests.charts.helm import render
 from tests.conftest import NAMESPACE, eventually
+from tests.e2e.test_backup_restore import restore
 from tests.e2e.test_backups import credentials, schedule, store
 from tests.operator_fixtures import API_TOKEN, ipc, module
 
 # Granted without the operator calling it: setting ownerReferences with blockOwnerDeletion
 # needs update on <owner>/finalizers where OwnerReferencesPermissionEnforcement is on.
-JUSTIFIED_EXTRAS = {("eevee.bot", "botmodules/finalizers", "update"), ("eevee.bot", "ipcconfigs/finalizers", "update")}
+JUSTIFIED_EXTRAS = {("eevee.bot", f"{plural}/finalizers", "update") for plural in ("botmodules", "ipcconfigs", "backuprestores")}
 
 
 def granted(objects):
@@ -33,7 +34,7 @@ def granted(objects):
     return rules
 
 
-def test_rbac_grants_exactly_what_the_operator_calls(cluster, start_operator, standin):
+def test_rbac_grants_exactly_what_the_operator_calls(cluster, start_operator, standin, s3_server):
     seed = standin.seed
     # Objects with the children's names, made before the operator: creating them is 409
     # AlreadyExists, then the operator reads and adopts them.
@@ -46,10 +47,15 @@ def test_rbac_grants_exactly_what_the_operator_calls(cluster, start_operator, st
           "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
     seed({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "eevee-bus-nats", "namespace": NAMESPACE},
           "spec": {"ports": [{"name": "client", "port": 4222}]}})
-    # Backups: an S3Store, its credentials, a schedule, and a CronJob made before the operator (adopted).
-    seed(credentials())
-    cluster.create(store())
+    # Backups: an S3Store, its credentials, a schedule, and a CronJob made before the operator (adopted);
+    # a restore, its Job made before the operator (adopted: read, then patched).
+    seed(credentials(s3=s3_server))
+    cluster.create(store(s3=s3_server))
     cluster.create(schedule())
+    made = cluster.create(restore(module_name="echo", backupId="a0c1-old"))
+    owner = {"apiVersion": "eevee.bot/v1", "kind": "BackupRestore", "name": "bring-back", "uid": made["metadata"]["uid"], "controller": True}
+    seed({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "bring-back-restore", "namespace": NAMESPACE, "ownerReferences": [owner]},
+          "spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "restore", "image": "ghcr.io/eeveebot/backupjob:1.0.0"}]}}}})
     seed({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "nightly-echo-backup", "namespace": NAMESPACE},
           "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {
               "restartPolicy": "OnFailure", "containers": [{"name": "backup", "image": "ghcr.io/eeveebot/backupjob:1.0.0"}]}}}}}})
@@ -59,6 +65,7 @@ def test_rbac_grants_exactly_what_the_operator_calls(cluster, start_operator, st
     pvc = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
     cluster.create(module("echo", moduleConfig="a: 1\n", persistentVolumeClaim=pvc, ipcConfig="bus", backupSchedule={"name": "nightly"}))
     eventually(lambda: cluster.ready("BotModule", "echo"))
+    eventually(lambda: cluster.condition("BackupRestore", "bring-back").get("reason") == "Running", timeout=15)
     cluster.patch("BotModule", "echo", {"spec": {"size": 2}})
     eventually(lambda: cluster.deployment("eevee-echo-module")["spec"]["replicas"] == 2)
     cluster.patch("BotModule", "echo", {"spec": {"moduleConfig": None, "backupSchedule": None}})  # prune the ConfigMap and the CronJob

@@ -44,15 +44,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
      traffic by tests/charts/test_rbac.py. */}}
 {{- define "eevee.reconcileRules" -}}
 - apiGroups: ["eevee.bot"]
-  resources: ["botmodules", "ipcconfigs", "s3stores", "backupschedules"]
+  resources: ["botmodules", "ipcconfigs", "s3stores", "backupschedules", "backuprestores"]
   verbs: ["list", "watch"]
 - apiGroups: ["eevee.bot"]
-  resources: ["botmodules/status", "ipcconfigs/status", "s3stores/status", "backupschedules/status"]
+  resources: ["botmodules/status", "ipcconfigs/status", "s3stores/status", "backupschedules/status", "backuprestores/status"]
   verbs: ["patch"]
 # Setting ownerReferences with blockOwnerDeletion needs this where the
 # OwnerReferencesPermissionEnforcement admission plugin is on.
 - apiGroups: ["eevee.bot"]
-  resources: ["botmodules/finalizers", "ipcconfigs/finalizers"]
+  resources: ["botmodules/finalizers", "ipcconfigs/finalizers", "backuprestores/finalizers"]
   verbs: ["update"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
@@ -61,6 +61,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["batch"]
   resources: ["cronjobs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Restores: one Job per BackupRestore, never deleted by the operator (its TTL does).
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: [""]
   resources: ["configmaps", "services"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
