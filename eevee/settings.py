@@ -38,6 +38,10 @@ class Settings:
     api_url: str = ""
     api_token_secret_name: str = "eevee-operator-api-token"
     api_token_secret_key: str = "token"
+    # The restore image a BotModule's bootstrapFromBackup uses when it names none: a valid,
+    # pinned reference (the eevee operator's default, ghcr.io/eeveebot/backupJob:latest, is
+    # neither). The chart's `backupImage` value.
+    backup_image: str = "ghcr.io/eeveebot/backupjob:1.0.0"
     leader_election: bool = True
     lease_name: str = "eevee-operator-leader"
     lease_duration: float = 15.0
@@ -56,6 +60,7 @@ class Settings:
             "apiUrl": self.api_url or f"http://eevee-operator.{self.namespace}.svc:{self.http_port}",
             "apiTokenSecretName": self.api_token_secret_name,
             "apiTokenSecretKey": self.api_token_secret_key,
+            "backupImage": self.backup_image,
         }
 
 
@@ -126,6 +131,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_url=env.get("EEVEE_OPERATOR_API_URL", ""),
         api_token_secret_name=env.get("EEVEE_OPERATOR_API_TOKEN_SECRET", "eevee-operator-api-token"),
         api_token_secret_key=env.get("EEVEE_OPERATOR_API_TOKEN_SECRET_KEY", "token"),
+        backup_image=env.get("EEVEE_BACKUP_IMAGE") or Settings.backup_image,
         leader_election=True if leader is None else leader,
         lease_name=env.get("LEASE_NAME", "eevee-operator-leader"),
         lease_duration=_number(env, "LEASE_DURATION_SECONDS", 15.0, minimum=1.0),

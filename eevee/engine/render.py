@@ -87,6 +87,7 @@ class DesiredChild(NamedTuple):
     adopt_from: tuple[str, ...] = ()  # uids of referenced objects whose controller reference we may replace
     once: bool = False  # made at most once per resource
     after: tuple[str, ...] = ()  # ids of children that must be complete before this one is made
+    create_if: Any = None  # a condition on the live children that must hold for it to be made
 
     @property
     def leaves(self) -> list[tuple[Path, Any]]:
@@ -279,8 +280,8 @@ class Renderer:
         key = (resource["kind"], metadata.get("namespace", "default"), metadata["name"])
         version = _content_version(resource) if self.cache is not None else None
         table = self.rules.tables.get(resource["kind"])
-        if version is not None and table is not None and table.reads_status:
-            version = (*version, _status_version(resource))
+        if version is not None and table is not None and table.status_reads:
+            version = (*version, status_inputs(table, resource))
         if version is not None:
             cached = self.cache.get(key, version, self._current)  # type: ignore[union-attr]
             if cached is not None:
@@ -515,6 +516,7 @@ class Renderer:
             adopt_from=tuple(uid for ref in rule.adopt_from if (uid := scope["_ref_uids"].get(ref))),
             once=rule.once,
             after=rule.after,
+            create_if=rule.create_if,
         )
 
 
@@ -542,15 +544,9 @@ def _probe_inputs(rule: ProbeRule, scope: Mapping[str, Any], generate: Generator
     return inputs
 
 
-def _status_version(resource: Mapping[str, Any]) -> Any:
-    """The resource's status without the times in it (those change on their own)."""
-    status = resource.get("status") or {}
-    return tuple(
-        sorted(
-            (key, str(value) if key != "conditions" else str([{**c, "lastTransitionTime": ""} for c in value]))
-            for key, value in status.items()
-        )
-    )
+def status_inputs(table: Table, resource: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What the table's rules read of the resource's own status (empty when they read none)."""
+    return tuple(str(lookup(resource, path)) for path in table.status_reads)
 
 
 def _probe_version(result: Mapping[str, Any] | None) -> Any:

@@ -44,7 +44,7 @@ from eevee.engine.paths import Path, PathError, flatten, format_path, parse_path
 
 # Roots a path may start with, and what they hold (see docs/rule-tables.md).
 RESOURCE_ROOTS = ("metadata", "spec")
-OPERATOR_SETTINGS = ("namespace", "apiUrl", "apiTokenSecretName", "apiTokenSecretKey")
+OPERATOR_SETTINGS = ("namespace", "apiUrl", "apiTokenSecretName", "apiTokenSecretKey", "backupImage")
 CONDITION_FIELDS = ("status", "reason", "message")
 # The checks a table's `probes` may ask the operator to run (eevee/probes.py runs them), with
 # the inputs each needs. A result is a mapping: `ok` (true or false; unset while the first check
@@ -166,6 +166,7 @@ TABLE_SCHEMA: dict[str, Any] = {
                 "adoptFrom": {"type": "list", "schema": {"type": "string"}},
                 "once": {"type": "boolean"},
                 "createOnly": {"type": "boolean"},
+                "createIf": _CONDITION,
                 "after": {"type": "list", "schema": {"type": "string"}},
                 "immutable": {"type": "list", "schema": {"type": "string"}},
                 "onImmutableChange": {"type": "string", "allowed": ["recreate", "refuse"]},
@@ -251,6 +252,7 @@ class ChildRule:
     once: bool = False  # made at most once per resource (recorded in status.childrenMade): a one-shot Job
     create_only: bool = False  # all but metadata written at creation only (a Job's pod template cannot change)
     after: tuple[str, ...] = ()  # made only once these children (if rendered) are complete
+    create_if: Condition | None = None  # made only when this holds of the live children (then kept)
     immutable: tuple[Path, ...] = ()  # fields the API server refuses to change
     recreate: bool = False  # an immutable field that must change: delete and create again
 
@@ -345,7 +347,7 @@ class Table:
     status_patches: tuple[CompiledPatch, ...]
     conditions: tuple[ExtraCondition, ...] = ()
     probes: tuple[ProbeRule, ...] = ()
-    reads_status: bool = False  # some rule reads the resource's own status (status.<field>)
+    status_reads: tuple[Path, ...] = ()  # the resource's own status fields some rule reads (status.<field>)
     ref_uses: tuple[tuple[str, Path], ...] = ()
     metrics: tuple[MetricRule, ...] = ()
     notes: tuple[str, ...] = ()
@@ -570,7 +572,7 @@ class _TableCompiler:
         self.value_names: list[str] = []
         self.reference_names: list[str] = []
         self.probe_names: list[str] = []
-        self.reads_status = False
+        self.status_reads: list[Path] = []
         self.child_ids: list[str] = []
         self.spec_schema: dict[str, Any] = document["schema"]
         self.deferred_ref_paths: list[tuple[str, Path]] = []
@@ -601,7 +603,8 @@ class _TableCompiler:
         elif root == "status":
             # The resource's own status as last written: what a one-shot child reads to know it
             # has run (the render cache then follows the status too).
-            self.reads_status = True
+            if path not in self.status_reads:
+                self.status_reads.append(path)
         elif root == "probes":
             if len(path) != 3 or path[1] not in self.probe_names:
                 self.fail(rule, f"path {text} names no probe defined above this rule (probes.<probe>.<field>)")
@@ -615,7 +618,7 @@ class _TableCompiler:
             if len(path) < 2 or path[1] not in self.child_ids:
                 self.fail(rule, f"path {text} names no child rendered before this one")
         elif root == "live" and live:
-            ids = self.child_ids or [c.get("id") for c in self.doc.get("children", []) if isinstance(c, dict)]
+            ids = [c.get("id") for c in self.doc.get("children", []) if isinstance(c, dict)]
             if len(path) < 2 or path[1] not in ids:
                 self.fail(rule, f"path {text} names no child of this table")
         else:
@@ -893,6 +896,9 @@ class _TableCompiler:
                         once=bool(child.get("once")),
                         create_only=bool(child.get("createOnly")),
                         after=tuple(child.get("after", [])),
+                        create_if=self.condition(f"{rule}.createIf", child["createIf"], children=True, live=True)
+                        if "createIf" in child
+                        else None,
                         immutable=tuple(immutable),
                         recreate=child.get("onImmutableChange") == "recreate",
                     )
@@ -944,7 +950,7 @@ class _TableCompiler:
             status_patches=tuple(status_patches),
             conditions=tuple(conditions),
             probes=tuple(probes),
-            reads_status=self.reads_status,
+            status_reads=tuple(self.status_reads),
             ref_uses=tuple(self.deferred_ref_paths),
             metrics=tuple(metrics),
             notes=tuple(self.notes),

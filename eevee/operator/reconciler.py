@@ -476,7 +476,9 @@ class Refused(Exception):
 def _held_back(resource: Obj, child: DesiredChild, rendering: Rendering, snapshot: Snapshot) -> bool:
     """A child not to be made now: a ``once`` child made before (and gone since), or an ``after``
     child whose predecessors are not complete. What exists already is maintained as usual."""
-    if not (child.once or child.after) or snapshot.child(child.kind, child.namespace, child.name) is not None:
+    if not (child.once or child.after or child.create_if) or snapshot.child(
+        child.kind, child.namespace, child.name
+    ) is not None:
         return False
     if child.once and child.id in ((resource.get("status") or {}).get("childrenMade") or []):
         return True
@@ -485,7 +487,15 @@ def _held_back(resource: Obj, child: DesiredChild, rendering: Rendering, snapsho
             live = snapshot.child(earlier.kind, earlier.namespace, earlier.name)
             if live is None or child_readiness(live).state != "Ready":
                 return True
+    if child.create_if is not None:
+        live_children = {c.id: found for c in rendering.children if (found := snapshot.child(*_key(c))) is not None}
+        if not child.create_if({**resource, **(rendering.scope or {}), "live": live_children}):
+            return True
     return False
+
+
+def _key(child: DesiredChild) -> Key:
+    return (child.kind, child.namespace, child.name)
 
 
 def _immutable_change(child: DesiredChild, live: Obj) -> str | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from eevee import __version__
-from eevee.engine.render import MANAGED_BY, MANAGED_BY_LABEL, RenderCache
+from eevee.engine.render import MANAGED_BY, MANAGED_BY_LABEL, RenderCache, status_inputs
 from eevee.engine.tables import RuleSet
 from eevee.kube.client import Kube, KubeError, plural_of
 from eevee.metrics import Metrics
@@ -271,9 +271,14 @@ class Runner:
                 runs[key] = runs.get(key, 0) + 1
                 self._reconcile(resource, renderer)
                 after = self.snapshot.resources.get(key)
-                if after is not None and _edited(resource, after):
+                table = self.rules.tables.get(key[0])
+                if after is not None and (
+                    _edited(resource, after)
+                    or (table is not None and status_inputs(table, after) != status_inputs(table, resource))
+                ):
                     # The answer to our status write carried a newer spec (the user edited it
-                    # meanwhile); its watch event will be dropped as known, so go again now.
+                    # meanwhile; its watch event will be dropped as known), or the table reads
+                    # the status it just wrote (a one-shot child, a bootstrap): go again now.
                     queue.setdefault(key, None)
             for changed in self.snapshot.take_changed():
                 renderer.forget(changed)

@@ -321,10 +321,10 @@ def test_yaml_syntax_errors_name_file_and_line(tmp_path):
             "path values.nope names no value defined above this rule",
         ),
         (
-            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, fromFieldPath: status.x}]}",
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: x, fromFieldPath: state.x}]}",
             "",
             "children[cm].patches[0] (toFieldPath x)",
-            "unknown root 'status'",
+            "unknown root 'state'",
         ),
         (
             "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: 'x[', value: 1}]}",
@@ -373,6 +373,42 @@ def test_yaml_syntax_errors_name_file_and_line(tmp_path):
             "exports: [nothing]\n",
             "exports",
             "nothing is not a value",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, after: [dep]}\n- {id: dep, apiVersion: v1, kind: Secret, name: b}",
+            "",
+            "children[cm].after",
+            "dep is not a child listed before this one",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, adoptFrom: [owner]}",
+            "",
+            "children[cm].adoptFrom",
+            "owner is not a reference of this table",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, createIf: {set: live.nothing}}",
+            "",
+            "children[cm].createIf",
+            "names no child of this table",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}",
+            "probes:\n  s3: {check: s3.listObjects, inputs: {endpoint: {value: x}}}\n",
+            "probes.s3",
+            "needs the inputs bucket, accessKeyId, secretAccessKey",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a, patches: [{toFieldPath: 'data[x]', fromFieldPath: probes.s3.ok}]}",
+            "",
+            "children[cm].patches[0] (toFieldPath data[x])",
+            "names no probe defined above",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}",
+            "status:\n  conditions:\n    - {type: Ready, cases: [{when: {set: spec.size}, status: 'True', reason: A, message: a}]}\n",
+            "status.conditions[0] (Ready)",
+            "given twice",
         ),
     ],
 )
@@ -426,4 +462,4 @@ def test_references_to_unknown_kinds_values_from_refs_and_missing_exports_are_re
 
 
 def test_the_shipped_tables_load(rules):
-    assert set(rules.tables) == {"BotModule", "IpcConfig", "S3Store", "BackupSchedule"}
+    assert set(rules.tables) == {"BotModule", "IpcConfig", "S3Store", "BackupSchedule", "BackupRestore"}
