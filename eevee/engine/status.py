@@ -95,6 +95,20 @@ def compute_status(
     old = next((c for c in previous.get("conditions") or [] if c.get("type") == READY), None)
     status_scope = dict(scope)
     status_scope["live"] = live
+    # Status fields first: the conditions of this write read them as written (a restore's
+    # failure, recorded now, is in the message now).
+    fields: dict[str, Any] = {}
+    for patch in table.status_patches:
+        target = patch.target(status_scope)
+        if target is None or len(target) != 1 or not isinstance(target[0], str):
+            continue
+        if problem is None:
+            result = patch.source.evaluate(status_scope)
+            if result is not UNSET:
+                fields[target[0]] = result
+        elif target[0] in previous:  # keep the last known status fields; the condition says what is wrong
+            fields[target[0]] = previous[target[0]]
+    status_scope["status"] = {**previous, **fields}
     if problem is not None:
         value, reason, message = "False", problem.reason, problem.message
     else:
@@ -136,17 +150,7 @@ def compute_status(
         # The kinds of child this resource may have ("apps/v1/Deployment"): after a table edit
         # drops a kind, the operator still knows to look for (and prune) objects of it.
         status["childKinds"] = child_kinds
-    if problem is None:
-        for patch in table.status_patches:
-            result = patch.source.evaluate(status_scope)
-            target = patch.target(status_scope)
-            if result is not UNSET and target is not None and len(target) == 1 and isinstance(target[0], str):
-                status[target[0]] = result
-    else:  # keep the last known status fields; the condition says what is wrong
-        for patch in table.status_patches:
-            target = patch.target(status_scope)
-            if target is not None and len(target) == 1 and isinstance(target[0], str) and target[0] in previous:
-                status[target[0]] = previous[target[0]]
+    status.update(fields)
     return status
 
 

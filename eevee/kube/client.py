@@ -71,6 +71,11 @@ def plural_of(kind: str) -> str:
     return lower + "s"
 
 
+# Connections kept to the API server: one per watched kind (held by its watch) plus the loop's
+# own requests; the client's default (5 per core) is fewer than the kinds the tables watch.
+POOL_SIZE = 32
+
+
 class ConfigurationError(Exception):
     """No usable in-cluster configuration or kubeconfig."""
 
@@ -95,6 +100,7 @@ def _load_api_client(in_cluster: bool | None, kubeconfig: str | None) -> client.
         config.load_incluster_config(client_configuration=configuration)
     else:
         config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    configuration.connection_pool_maxsize = POOL_SIZE
     return client.ApiClient(configuration)
 
 

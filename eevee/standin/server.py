@@ -935,6 +935,7 @@ class StandIn:
         configuration.host = self.url
         configuration.api_key = {"authorization": f"Bearer {self.token}"}
         configuration.ssl_ca_cert = str(self.ca_file)
+        configuration.connection_pool_maxsize = 32  # a watch per kind, as the operator's own client
         return client.ApiClient(configuration)
 
     @property

@@ -14,8 +14,10 @@ import copy
 
 from kubernetes import client
 
-from tests.conftest import NAMESPACE, eventually
-from tests.operator_fixtures import module
+from eevee.manifests import read_manifests
+from eevee.service import OperatorService
+from tests.conftest import NAMESPACE, ROOT, eventually
+from tests.operator_fixtures import Cluster, module, operator_settings
 from tests.s3_server import S3Server
 
 PVC = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
@@ -133,6 +135,11 @@ def test_changes_to_the_store_the_schedule_or_the_module_reach_the_cronjob_withi
     cluster.create(schedule("weekly", schedule="0 4 * * 0"))
     cluster.patch("BotModule", "irc", {"spec": {"backupSchedule": {"name": "weekly"}}})
     eventually(lambda: cronjob(cluster, "weekly-irc-backup"), timeout=5)
+    # The schedule is deleted: nobody's CronJob of it stays.
+    cluster.delete("BackupSchedule", "weekly")
+    eventually(lambda: cronjob(cluster, "weekly-irc-backup") is None, timeout=5)
+    eventually(lambda: cluster.condition("BotModule", "irc", "BackupScheduled")["reason"] == "ScheduleNotFound")
+    eventually(lambda: cluster.ready("BotModule", "irc"))
 
 
 def test_a_missing_schedule_or_volume_never_holds_up_the_module(cluster, operator, standin, s3_server):
@@ -224,3 +231,21 @@ def test_the_eevee_operators_cronjob_is_taken_over(cluster, standin, start_opera
     assert job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] == "Never"
     assert env_of(job)["S3_ENDPOINT"] == s3_server.endpoint
     assert job["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "eevee-operator"
+
+
+def test_without_the_backup_crds_modules_run_as_before(standin):
+    """An operator upgraded before its CRDs (Helm never upgrades CRDs): the backup kinds are not
+    served, and every module still runs; the missing kinds are named, not fatal."""
+    for crd in read_manifests([ROOT / "crds"]):
+        if crd["metadata"]["name"] in ("botmodules.eevee.bot", "ipcconfigs.eevee.bot"):
+            standin.seed(crd)
+    cluster = Cluster(standin)
+    service = OperatorService(operator_settings(), api_client=standin.api_client()).start()
+    try:
+        cluster.create(module("irc", persistentVolumeClaim=PVC, backupSchedule={"name": "nightly"}))
+        eventually(lambda: cluster.ready("BotModule", "irc"))
+        condition = eventually(lambda: cluster.condition("BotModule", "irc", "BackupScheduled") or None)
+        assert condition["reason"] == "ScheduleNotFound"
+        assert {"S3Store", "BackupSchedule", "BackupRestore"} <= set(service.runner.snapshot.unavailable)
+    finally:
+        service.stop()

@@ -119,6 +119,16 @@ def test_a_claim_the_eevee_operator_bootstrapped_is_not_restored_over(cluster, o
     assert job(cluster) is None
 
 
+def test_a_name_too_long_for_the_bootstrap_job_is_refused_before_anything_is_made(cluster, operator, standin, s3_server):
+    backed_up_store(cluster, standin, s3_server)
+    name = "a-module-name-of-thirty-seven-letters"
+    cluster.create(module(name, persistentVolumeClaim=PVC, bootstrapFromBackup={"s3Store": {"name": "minio"}}))
+    refused = eventually(lambda: cluster.condition("BotModule", name).get("reason") == "InvalidSpec"
+                         and cluster.condition("BotModule", name))
+    assert "metadata.name" in refused["message"] and "36" in refused["message"]
+    assert not cluster.exists("PersistentVolumeClaim", f"eevee-{name}-module-pvc")
+
+
 def test_without_a_volume_or_a_store_the_condition_says_why(cluster, operator, standin, s3_server):
     cluster.create(module("irc", bootstrapFromBackup={"s3Store": {"name": "minio"}}))
     no_volume = eventually(lambda: bootstrapped(cluster).get("reason") == "NoVolume" and bootstrapped(cluster))

@@ -174,7 +174,7 @@ BAD_TABLES = {
     "reference to a kind with no table": (lambda text: text.replace("kind: IpcConfig\n", "kind: IpcConfgi\n", 1), "no table is loaded for kind IpcConfgi"),
     "kind the API server does not serve": (lambda text: text.replace("kind: Deployment\n", "kind: Deploymnet\n", 1),
                                            "apps/v1 serves no kind Deploymnet; did you mean Deployment?"),
-    "misspelt field of the child": (lambda text: text.replace("].imagePullPolicy", "].imagePullPolcy", 1),
+    "misspelt field of the child": (lambda text: text.replace("[name=module].imagePullPolicy", "[name=module].imagePullPolcy", 1),
                                     "imagePullPolcy is not a field of spec.template.spec.containers[name=module]; did you mean imagePullPolicy?"),
     "value of the wrong type": (lambda text: text.replace("revisionHistoryLimit: 5", 'revisionHistoryLimit: "five"', 1),
                                 "spec.revisionHistoryLimit holds an integer, not a string"),
