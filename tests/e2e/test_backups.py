@@ -37,7 +37,7 @@ def store(name="minio", secret="s3-creds", s3: S3Server | None = None, **spec):
     if s3 is not None:
         spec = {"endpoint": s3.endpoint, "bucket": s3.bucket(), **spec}
     return {"apiVersion": "eevee.bot/v1", "kind": "S3Store", "metadata": {"name": name},
-            "spec": {"endpoint": "https://minio.example.com", "bucket": "eevee-backups", "prefix": "prod/",
+            "spec": {"endpoint": "http://127.0.0.1:9", "bucket": "eevee-backups", "prefix": "prod/",
                      "accessId": {"secretKeyRef": {"secret": {"name": secret}, "key": "access-id"}},
                      "accessKey": {"secretKeyRef": {"secret": {"name": secret}, "key": "secret-key"}}, **spec}}
 
@@ -76,7 +76,7 @@ def test_a_module_naming_a_schedule_gets_a_cronjob_with_the_backup_image_contrac
     eventually(lambda: backed_up(cluster, "irc"), timeout=10)
     assert cluster.ready("S3Store", "minio")["reason"] == "ConnectionSuccessful"
     bucket = cluster.get("S3Store", "minio")["spec"]["bucket"]
-    ready = cluster.ready("BackupSchedule", "nightly")
+    ready = eventually(lambda: cluster.ready("BackupSchedule", "nightly"), timeout=5)
     assert ready["reason"] == "Scheduled"
     eventually(lambda: cluster.ready("BotModule", "irc"))
 

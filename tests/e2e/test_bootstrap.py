@@ -51,7 +51,7 @@ def test_a_new_module_starts_after_its_volume_is_restored_and_never_again(cluste
         "claimName": "eevee-irc-module-pvc"}
     assert cluster.exists("PersistentVolumeClaim", "eevee-irc-module-pvc")
     assert cluster.deployment("eevee-irc-module") is None  # waits for the restore
-    assert cluster.condition("BotModule", "irc")["reason"] == "Bootstrapping"
+    eventually(lambda: cluster.condition("BotModule", "irc").get("reason") == "Bootstrapping")
     eventually(lambda: bootstrapped(cluster).get("reason") == "Bootstrapping")
 
     # Waiting never holds up anything else.
