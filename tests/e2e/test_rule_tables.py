@@ -53,8 +53,9 @@ def test_a_kind_that_cannot_be_listed_is_contained(cluster, start_operator, stan
 
     standin.faults.clear()  # the RBAC is fixed
     eventually(lambda: cluster.ready("BotModule", "echo"))
-    assert accounts(cluster) >= {"eevee-echo-module", "eevee-other-module"}
-    assert samples("eevee_operator_kind_unavailable", {"kind": "ServiceAccount"}) == 0
+    # Each module's account comes in its own reconcile of the pass: wait for both.
+    eventually(lambda: accounts(cluster) >= {"eevee-echo-module", "eevee-other-module"})
+    eventually(lambda: samples("eevee_operator_kind_unavailable", {"kind": "ServiceAccount"}) == 0)
 
 
 def test_a_kind_a_table_drops_is_pruned_even_after_a_restart(cluster, start_operator, tmp_path):
