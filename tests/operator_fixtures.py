@@ -75,18 +75,22 @@ class Cluster:
                 return None
             raise
 
-    def exists(self, kind: str, name: str) -> bool:
+    def read(self, kind: str, name: str) -> dict[str, Any] | None:
+        """A built-in object as a dict, or None when it does not exist."""
+        batch = client.BatchV1Api(self.api)
         read = {"ConfigMap": self.core.read_namespaced_config_map, "Secret": self.core.read_namespaced_secret,
                 "Service": self.core.read_namespaced_service, "PersistentVolumeClaim": self.core.read_namespaced_persistent_volume_claim,
                 "Deployment": self.apps.read_namespaced_deployment,
-                "CronJob": client.BatchV1Api(self.api).read_namespaced_cron_job}[kind]
+                "CronJob": batch.read_namespaced_cron_job, "Job": batch.read_namespaced_job}[kind]
         try:
-            read(name, NAMESPACE)
-            return True
+            return self.api.sanitize_for_serialization(read(name, NAMESPACE))
         except client.ApiException as error:
             if error.status == 404:
-                return False
+                return None
             raise
+
+    def exists(self, kind: str, name: str) -> bool:
+        return self.read(kind, name) is not None
 
     def ready(self, kind: str, name: str) -> dict[str, Any] | None:
         """The Ready condition when it is True for the current generation."""

@@ -24,13 +24,7 @@ def restore(name="bring-back", module_name="irc", **spec):
 
 
 def job(cluster, name="bring-back-restore"):
-    try:
-        found = client.BatchV1Api(cluster.api).read_namespaced_job(name, NAMESPACE)
-    except client.ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return cluster.api.sanitize_for_serialization(found)
+    return cluster.read("Job", name)
 
 
 def finish(cluster, outcome, name="bring-back-restore"):

@@ -49,13 +49,7 @@ def schedule(name="nightly", store_name="minio", **spec):
 
 
 def cronjob(cluster, name):
-    try:
-        found = client.BatchV1Api(cluster.api).read_namespaced_cron_job(name, NAMESPACE)
-    except client.ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return cluster.api.sanitize_for_serialization(found)
+    return cluster.read("CronJob", name)
 
 
 def env_of(job):

@@ -21,12 +21,7 @@ def bootstrapping(**spec):
 
 
 def job(cluster, name=JOB):
-    try:
-        return cluster.api.sanitize_for_serialization(client.BatchV1Api(cluster.api).read_namespaced_job(name, NAMESPACE))
-    except client.ApiException as error:
-        if error.status == 404:
-            return None
-        raise
+    return cluster.read("Job", name)
 
 
 def bootstrapped(cluster, name="irc"):
