@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from eevee.engine.tables import RuleSet, load_rules  # noqa: E402
+from eevee.kube.config import kubeconfig_connection  # noqa: E402
 
 FULL = os.environ.get("EEVEE_BENCH_FULL") == "1"
 SCALES = (100, 1000, 5000) if FULL else (100, 1000)
@@ -70,7 +71,7 @@ class Scale:
         self.settings = Settings(namespace=NAMESPACE, watch_namespaces=(NAMESPACE,), rules_dir=str(ROOT / "rules"),
                                  leader_election=False, poll_interval=3600)
         self.metrics = Metrics()
-        kube = Kube(self.standin.api_client(), observe=self.metrics.observe_kube)
+        kube = Kube(kubeconfig_connection(str(self.standin.kubeconfig)), observe=self.metrics.observe_kube)
         self.runner = Runner(self.settings, kube, self.metrics, RulesSource(self.settings.rules_dir, self.metrics), identity="bench")
         # Converge: create the children, then record the Deployments' readiness in status.
         for _ in range(3):

@@ -10,13 +10,14 @@ import pytest
 from kubernetes import client
 
 from benchmarks.conftest import NAMESPACE, ROUNDS, Scale
+from eevee.kube.config import kubeconfig_connection
 
 
 @pytest.fixture(scope="module")
 def running(scale: Scale) -> Any:
     from eevee.service import OperatorService
 
-    service = OperatorService(scale.settings, api_client=scale.standin.api_client(), http=False).start()
+    service = OperatorService(scale.settings, connection=kubeconfig_connection(str(scale.standin.kubeconfig)), http=False).start()
     deadline = time.monotonic() + 60
     while service.runner.passes < 1 and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from eevee import logs
-from eevee.kube.client import Kube, KubeError, load_api_client
+from eevee.kube.client import Kube, KubeError, load_connection
+from eevee.kube.config import kubeconfig_connection
 from eevee.locations import bundled
 from eevee.manifests import dump_manifests, read_manifests
 from eevee.metrics import Metrics
@@ -54,7 +55,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     logs.configure("WARNING", "text")
     metrics = Metrics()
     rules = RulesSource(args.rules or settings.rules_dir, metrics).rules
-    kube = Kube(load_api_client(in_cluster=settings.in_cluster, kubeconfig=args.kubeconfig or settings.kubeconfig))
+    kube = Kube(load_connection(in_cluster=settings.in_cluster, kubeconfig=args.kubeconfig or settings.kubeconfig))
     reconciler = Reconciler(
         kube,
         metrics=metrics,
@@ -101,7 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         standin = StandIn(port=args.kube_port, directory=directory, deployment_delay=1.0).start()
         namespace = "eevee-bot"
         standin.create_namespace(namespace)
-        kube = Kube(standin.api_client())
+        kube = Kube(kubeconfig_connection(str(standin.kubeconfig)))
         token = secrets.token_urlsafe(32)
         (directory / "api-token").write_text(token)
         (directory / "api-token").chmod(0o600)
@@ -133,7 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         step(f"starting the operator with the rule tables in {rules_dir}")
         try:
-            service = OperatorService(settings, api_client=standin.api_client()).start()
+            service = OperatorService(settings, connection=kubeconfig_connection(str(standin.kubeconfig))).start()
         except OSError as error:
             print(f"error: cannot listen on port {args.port} ({error.strerror}); try --port 0 for any free port",
                   file=sys.stderr)

@@ -10,10 +10,9 @@ import logging
 import os
 import socket
 import threading
-from typing import Any
 
 from eevee import logs
-from eevee.kube.client import Kube, load_api_client
+from eevee.kube.client import Connection, Kube, load_connection
 from eevee.metrics import Metrics
 from eevee.operator.reload import RulesSource
 from eevee.operator.runner import Runner
@@ -23,13 +22,13 @@ log = logging.getLogger("eevee.service")
 
 
 class OperatorService:
-    def __init__(self, settings: Settings, *, api_client: Any = None, http: bool = True) -> None:
+    def __init__(self, settings: Settings, *, connection: Connection | None = None, http: bool = True) -> None:
         self.settings = settings
         logs.redact(settings.api_token)
         self.metrics = Metrics()
         self.rules = RulesSource(settings.rules_dir, self.metrics)  # bad tables stop us before anything else
-        self.api_client = api_client or load_api_client(in_cluster=settings.in_cluster, kubeconfig=settings.kubeconfig)
-        self.kube = Kube(self.api_client, observe=self.metrics.observe_kube)
+        self.connection = connection or load_connection(in_cluster=settings.in_cluster, kubeconfig=settings.kubeconfig)
+        self.kube = Kube(self.connection, observe=self.metrics.observe_kube)
         identity = settings.identity or f"{socket.gethostname()}-{os.getpid()}"
         self.runner = Runner(settings, self.kube, self.metrics, self.rules, identity=identity)
         self.http = None

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from eevee.kube.config import kubeconfig_connection
 from eevee.manifests import read_manifests
 from eevee.service import OperatorService
 from eevee.settings import Settings
@@ -136,7 +137,7 @@ def start_operator(crds: Any) -> Iterator[OperatorFactory]:
     started: list[OperatorService] = []
 
     def start(**overrides: Any) -> OperatorService:
-        service = OperatorService(operator_settings(**overrides), api_client=crds.api_client()).start()
+        service = OperatorService(operator_settings(**overrides), connection=kubeconfig_connection(str(crds.kubeconfig))).start()
         started.append(service)
         return service
 

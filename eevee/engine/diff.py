@@ -25,7 +25,7 @@ from typing import Any
 import jsonpatch
 
 from eevee.engine.paths import ListKey, Path, decode_path_set, find_index, flatten, get, pointer
-from eevee.engine.render import MANAGED_FIELDS, DesiredChild, copy_json
+from eevee.engine.render import MANAGED_FIELDS, DesiredChild, copy_json, managed_leaves
 
 _MISSING = object()
 
@@ -56,8 +56,9 @@ def previously_managed(live: Mapping[str, Any], desired: DesiredChild | None = N
     if desired is None:
         return [], []
     leaves: list[Path] = []
+    body = desired.body
     for top, value in live.items():
-        if top in _NOT_CONTENT or top not in desired.body:
+        if top in _NOT_CONTENT or top not in body:
             continue
         for path, _ in flatten(value, (top,)):
             if not any(path[: len(target)] == target or target[: len(path)] == path for target in desired.create_only):
@@ -91,21 +92,22 @@ def managed_patch(desired: DesiredChild, live: Mapping[str, Any]) -> jsonpatch.J
     # Remove what the last write managed and this rendering no longer holds at all
     # (createOnly fields are still in the body, so they are never removed).
     leaves, units = previously_managed(live, desired)
-    wanted = desired.leaves
+    body = desired.body
+    wanted = managed_leaves(body, desired.targets)
     for path in [*units, *leaves]:
-        if get(desired.body, path, _MISSING) is _MISSING:
-            _remove(work, path, ops, desired.body)
+        if get(body, path, _MISSING) is _MISSING:
+            _remove(work, path, ops, body)
 
     # Taking over a child another of the resource's references controlled (the BackupSchedule
     # that made a module's CronJob under the eevee operator): its controller reference goes.
     for uid in desired.adopt_from:
-        _remove(work, ("metadata", "ownerReferences", ListKey("uid", uid)), ops, desired.body)
+        _remove(work, ("metadata", "ownerReferences", ListKey("uid", uid)), ops, body)
 
     for path, value in wanted:
-        _set(work, path, value, desired.body, ops)
+        _set(work, path, value, body, ops)
     for target in desired.create_only:
         if get(work, target, _MISSING) is _MISSING:
-            _set(work, target, get(desired.body, target), desired.body, ops)
+            _set(work, target, get(body, target), body, ops)
     return jsonpatch.JsonPatch(ops)
 
 

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import zlib
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
+
+import orjson
 
 from eevee.engine.expressions import UNSET, EvaluationError, Generator, field_origin, lookup, random_token
 from eevee.engine.paths import Path, assign, encode_path_set, flatten, get
@@ -74,7 +78,10 @@ class DesiredChild(NamedTuple):
     kind: str
     namespace: str
     name: str
-    body: dict[str, Any]
+    # The rendered object as compressed JSON. Renderings are kept across passes and a steady
+    # pass never reads their bodies (a verified match is by identity), so they are kept
+    # packed: a module's Deployment is ~1 KB this way and ~10 KB as Python dicts.
+    packed: bytes
     managed: str
     owned: bool
     prune: bool
@@ -88,6 +95,11 @@ class DesiredChild(NamedTuple):
     once: bool = False  # made at most once per resource
     after: tuple[str, ...] = ()  # ids of children that must be complete before this one is made
     create_if: Any = None  # a condition on the live children that must hold for it to be made
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The rendered object: a fresh copy at each call (decode once, then keep it while working)."""
+        return orjson.loads(zlib.decompress(self.packed))
 
     @property
     def leaves(self) -> list[tuple[Path, Any]]:
@@ -107,6 +119,45 @@ class Rendering(NamedTuple):
     # for live checks and status: {**resource, **scope}. The resource is not kept here, so a
     # cached rendering does not hold an old copy of it.
     scope: Mapping[str, Any] | None = None
+
+
+class PackedBodies(dict[str, Any]):
+    """Rendered children's bodies by child id, kept as JSON and decoded when an expression
+    reads one (``children.config.data`` in a status rule). ``get`` is what path lookups use."""
+
+    def __getitem__(self, key: str) -> Any:
+        return orjson.loads(zlib.decompress(super().__getitem__(key)))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        packed = super().get(key)
+        return default if packed is None else orjson.loads(zlib.decompress(packed))
+
+
+_SHARED: dict[Any, Any] = {}
+_SHARED_LIMIT = 20_000
+
+
+def shared(value: Any) -> Any:
+    """One copy of an immutable value that many renderings hold alike (the targets and the
+    managed-fields record of a table's Deployment are the same for most modules); bounded,
+    past the bound a value is kept as it is."""
+    found = _SHARED.get(value)
+    if found is not None:
+        return found
+    if len(_SHARED) < _SHARED_LIMIT:
+        _SHARED[value] = value
+    return value
+
+
+def shared_mapping(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only mapping, one copy for all renderings whose mapping is the same."""
+    key = ("mapping", tuple(mapping.items()))
+    found = _SHARED.get(key)
+    if found is None:
+        found = MappingProxyType(dict(mapping))
+        if len(_SHARED) < _SHARED_LIMIT:
+            _SHARED[key] = found
+    return found
 
 
 def copy_json(value: Any) -> Any:
@@ -312,9 +363,11 @@ class Renderer:
         for rule in table.children:
             if rule.when is not None and not rule.when(scope):
                 continue
-            child = self._render_child(table, rule, resource, scope, namespace)
-            rendered[rule.id] = child.body
+            child, rendered[rule.id] = self._render_child(table, rule, resource, scope, namespace)
             children.append(child)
+        # Kept with the rendering for status and live checks, packed like the children themselves.
+        scope["children"] = PackedBodies((child.id, child.packed) for child in children)
+        scope["_origins"] = shared_mapping(scope["_origins"])
         return Rendering(
             table.kind, namespace, metadata["name"], scope["values"], children, tuple(self._used),
             {key: scope[key] for key in _DERIVED if key in scope},
@@ -438,7 +491,8 @@ class Renderer:
         resource: Mapping[str, Any],
         scope: dict[str, Any],
         namespace: str,
-    ) -> DesiredChild:
+    ) -> tuple[DesiredChild, dict[str, Any]]:
+        """The child, and its body (which later children's patches may read)."""
         name = rule.name.render(scope)
         if name is UNSET:
             raise InvalidSpec([SpecProblem(f"children[{rule.id}].name", "the name template uses an unset field")])
@@ -497,14 +551,14 @@ class Renderer:
         leaves = managed_leaves(body, tuple(targets))
         managed = encode_path_set([path for path, _ in leaves], units)
         metadata.setdefault("annotations", {})[MANAGED_FIELDS] = managed
-        return DesiredChild(
+        child = DesiredChild(
             id=rule.id,
             api_version=rule.api_version,
             kind=rule.kind,
             namespace=namespace,
             name=name,
-            body=body,
-            managed=managed,
+            packed=zlib.compress(orjson.dumps(body), 1),
+            managed=shared(managed),
             owned=rule.owned,
             prune=rule.prune,
             adopt=rule.adopt,
@@ -512,12 +566,13 @@ class Renderer:
             recreate=rule.recreate,
             create_only=tuple(written_once),
             origin=next((f for p in rule.name.paths if (f := field_origin(scope, p))), "metadata.name"),
-            targets=tuple(targets),
+            targets=shared(tuple(targets)),
             adopt_from=tuple(uid for ref in rule.adopt_from if (uid := scope["_ref_uids"].get(ref))),
             once=rule.once,
             after=rule.after,
             create_if=rule.create_if,
         )
+        return child, body
 
 
 _DERIVED = ("values", "refs", "probes", "labels", "operator", "children", "_origins", "_ref_uids")

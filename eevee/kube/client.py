@@ -1,9 +1,10 @@
-"""The one module that talks to the Kubernetes API (through the official client).
+"""The one module that talks to the Kubernetes API.
 
-It deliberately works on plain JSON: the official client's generated models are
-slow to build and hide fields they do not know, so requests go through the
-client's low-level ``param_serialize``/``call_api`` (configuration, TLS, auth and
-connection pooling stay the library's) and answers are parsed with ``json``.
+It works on plain JSON over urllib3 (the HTTP library under the official client): the
+official client's generated models are slow to build, hide fields they do not know and
+cost ~35 MB of memory just to import. Where the server is and how to authenticate comes
+from ``config.py`` (in-cluster configuration or a kubeconfig). Answers are decoded with
+orjson.
 
 Every call is timed and reported to an ``observe`` hook (verb, resource, code,
 seconds) so metrics live elsewhere. Errors become :class:`KubeError` with the API
@@ -15,16 +16,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 import urllib3
-from kubernetes import client, config
 
 from eevee import __version__
+from eevee.kube.config import ConfigurationError, Connection, load_connection
+
+__all__ = ["ConfigurationError", "Connection", "Kube", "KubeError", "load_connection"]
+
+log = logging.getLogger("eevee.kube")
 
 Observer = Callable[[str, str, int, float], None]
 
@@ -76,40 +83,35 @@ def plural_of(kind: str) -> str:
 POOL_SIZE = 32
 
 
-class ConfigurationError(Exception):
-    """No usable in-cluster configuration or kubeconfig."""
-
-
-def load_api_client(*, in_cluster: bool | None = None, kubeconfig: str | None = None) -> client.ApiClient:
-    """An ApiClient from in-cluster config (automatic when running in a pod) or a kubeconfig."""
-    try:
-        return _load_api_client(in_cluster, kubeconfig)
-    except (config.ConfigException, OSError) as error:
-        where = "in-cluster configuration" if in_cluster else f"kubeconfig {kubeconfig or '~/.kube/config'}"
-        raise ConfigurationError(f"cannot load the {where}: {error}") from None
-
-
-def _load_api_client(in_cluster: bool | None, kubeconfig: str | None) -> client.ApiClient:
-    configuration = client.Configuration()
-    if in_cluster is None:
-        try:
-            config.load_incluster_config(client_configuration=configuration)
-        except config.ConfigException:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    elif in_cluster:
-        config.load_incluster_config(client_configuration=configuration)
+def pool_manager(connection: Connection, maxsize: int = POOL_SIZE) -> urllib3.PoolManager:
+    """Pooled connections to the API server, with its TLS settings."""
+    tls: dict[str, Any] = {
+        "ca_certs": connection.ca_file,
+        "ca_cert_data": connection.ca_data,
+        "cert_file": connection.cert_file,
+        "key_file": connection.key_file,
+    }
+    if connection.verify:
+        tls["cert_reqs"] = "CERT_REQUIRED"
+        if connection.tls_server_name:
+            tls["server_hostname"] = connection.tls_server_name
     else:
-        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-    configuration.connection_pool_maxsize = POOL_SIZE
-    return client.ApiClient(configuration)
+        # The user turned verification off (insecure-skip-tls-verify), for this server, knowingly:
+        # said once here rather than by urllib3 on every request.
+        log.warning("TLS verification of the API server %s is off (insecure-skip-tls-verify)", connection.server)
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        tls.update(cert_reqs="CERT_NONE", assert_hostname=False)
+    if connection.proxy:
+        return urllib3.ProxyManager(connection.proxy, maxsize=maxsize, **tls)
+    return urllib3.PoolManager(maxsize=maxsize, **tls)
 
 
 class Kube:
     """Typed-enough access to the API for the operator: list, watch, create, patch, delete."""
 
-    def __init__(self, api_client: client.ApiClient, *, timeout: float = 15.0, observe: Observer | None = None) -> None:
-        self.api = api_client
-        self.api.user_agent = USER_AGENT
+    def __init__(self, connection: Connection, *, timeout: float = 15.0, observe: Observer | None = None) -> None:
+        self.connection = connection
+        self.pool = pool_manager(connection)
         self.timeout = timeout
         self.observe = observe or (lambda verb, resource, code, seconds: None)
         self._streams: set[Any] = set()
@@ -142,44 +144,33 @@ class Kube:
     ) -> Any:
         started = time.monotonic()
         code = 0
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        authorization = self.connection.authorization()
+        if authorization:
+            headers["Authorization"] = authorization
+        url = self.connection.server + path
+        if query:
+            url += "?" + urlencode(query)
         try:
-            method, url, headers, serialized, post = self.api.param_serialize(
+            response = self.pool.request(
                 method,
-                path,
-                query_params=query or [],
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
-                body=body,
-                auth_settings=["BearerToken"],
-            )
-            response = (
-                self.api.rest_client.request(
-                    method,
-                    url,
-                    headers=headers,
-                    body=serialized,
-                    post_params=post,
-                    _request_timeout=timeout or self.timeout,
-                )
-                if stream
-                else self.api.call_api(
-                    method,
-                    url,
-                    header_params=headers,
-                    body=serialized,
-                    post_params=post,
-                    _request_timeout=timeout or self.timeout,
-                )
+                url,
+                body=None if body is None else orjson.dumps(body),
+                headers=headers,
+                timeout=urllib3.Timeout(total=timeout or self.timeout),
+                preload_content=not stream,
             )
             code = response.status
             if stream and 200 <= code < 300:
                 return response
-            data = response.read()
+            data = response.data
+            if stream:
+                response.release_conn()
             if not 200 <= code < 300:
                 raise _error(code, data)
             return orjson.loads(data) if data else None
-        except client.ApiException as error:
-            code = error.status or 0
-            raise _error(code, error.body) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             code = 0
             raise KubeError(0, "Unreachable", f"{type(error).__name__}: {error}") from None
@@ -253,10 +244,10 @@ class Kube:
             timeout=timeout_seconds + 10,
         )
         with self._streams_lock:
-            self._streams.add(response.response)
+            self._streams.add(response)
         try:
             buffer = b""
-            for chunk in response.response.stream(4096, decode_content=True):
+            for chunk in response.stream(4096, decode_content=True):
                 buffer += chunk
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
@@ -275,14 +266,14 @@ class Kube:
             # Bytes that are not an event (a garbled or cut stream): the watch ends here
             # and its caller starts a new one from the last resourceVersion it saw.
             with self._streams_lock:
-                closed = id(response.response) in self._closed
+                closed = id(response) in self._closed
             reason = "WatchEnded" if closed else "BadWatchEvent"
             raise KubeError(0, reason, f"{type(error).__name__}: {str(error)[:200]}") from None
         finally:
             with self._streams_lock:
-                self._streams.discard(response.response)
-                self._closed.discard(id(response.response))
-            response.response.release_conn()
+                self._streams.discard(response)
+                self._closed.discard(id(response))
+            response.release_conn()
 
     # --- writes --------------------------------------------------------------------
 

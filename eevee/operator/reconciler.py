@@ -500,8 +500,9 @@ def _key(child: DesiredChild) -> Key:
 
 def _immutable_change(child: DesiredChild, live: Obj) -> str | None:
     """The first immutable field whose rendered value differs from the live one."""
+    body = child.body if child.immutable else {}
     for path in child.immutable:
-        desired, actual = get(child.body, path, None), get(live, path, None)
+        desired, actual = get(body, path, None), get(live, path, None)
         if desired is not None and actual is not None and desired != actual:
             return format_path(path)
     return None

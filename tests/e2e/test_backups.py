@@ -14,6 +14,7 @@ import copy
 
 from kubernetes import client
 
+from eevee.kube.config import kubeconfig_connection
 from eevee.manifests import read_manifests
 from eevee.service import OperatorService
 from tests.conftest import NAMESPACE, ROOT, eventually
@@ -234,7 +235,7 @@ def test_without_the_backup_crds_modules_run_as_before(standin):
         if crd["metadata"]["name"] in ("botmodules.eevee.bot", "ipcconfigs.eevee.bot"):
             standin.seed(crd)
     cluster = Cluster(standin)
-    service = OperatorService(operator_settings(), api_client=standin.api_client()).start()
+    service = OperatorService(operator_settings(), connection=kubeconfig_connection(str(standin.kubeconfig))).start()
     try:
         cluster.create(module("irc", persistentVolumeClaim=PVC, backupSchedule={"name": "nightly"}))
         eventually(lambda: cluster.ready("BotModule", "irc"))

@@ -25,6 +25,7 @@ import sys
 import pytest
 from kubernetes import client
 
+from eevee.kube.config import kubeconfig_connection
 from tests.conftest import NAMESPACE, ROOT, eventually
 from tests.operator_fixtures import Cluster, ipc, module, operator_settings
 
@@ -59,7 +60,7 @@ def loose(loose_standin):
     """The operator against CRDs that accept anything (specs stored before a CRD upgrade)."""
     from eevee.service import OperatorService
 
-    service = OperatorService(operator_settings(), api_client=loose_standin.api_client()).start()
+    service = OperatorService(operator_settings(), connection=kubeconfig_connection(str(loose_standin.kubeconfig))).start()
     yield Cluster(loose_standin)
     service.stop()
 
