@@ -23,6 +23,8 @@ from benchmarks.conftest import FULL, NAMESPACE, ROOT, seeded_standin
 
 FIRST_INSTALL_RATIO = 1.2  # first-install peak / restart peak; it was 1.77 with the unbounded queue
 CHART_LIMIT_MB = 256 * 1.048576  # 256Mi in MB
+# 1,000 modules within 100 MB; 5,000 with a fifth of the chart's limit to spare.
+ABSOLUTE_GOAL_MB = {1000: 100.0, 5000: CHART_LIMIT_MB * 0.8}
 COUNTS = (1000, 5000) if FULL else (1000,)
 
 
@@ -100,5 +102,5 @@ def test_first_install_memory_stays_flat(benchmark, cluster: Cluster):
     benchmark.extra_info.update(modules=cluster.count, first_install_peak_mb=round(first_install, 1),
                                 restart_peak_mb=round(restart, 1), ratio=round(ratio, 3))
     assert ratio <= FIRST_INSTALL_RATIO, (first_install, restart)
-    if FULL and cluster.count == 5000:
-        assert first_install < CHART_LIMIT_MB * 0.8, first_install  # room to spare under the chart's limit
+    if FULL:  # absolute figures: only in `tox -e bench`, on the development machine
+        assert first_install <= ABSOLUTE_GOAL_MB[cluster.count], first_install

@@ -6,7 +6,7 @@ import collections
 import math
 import statistics
 
-from benchmarks.conftest import ROUNDS, Scale
+from benchmarks.conftest import FULL, ROUNDS, Scale
 from eevee.kube.client import PAGE_SIZE as PAGE
 
 
@@ -68,7 +68,8 @@ def median_seconds(run, rounds: int) -> float:
     return statistics.median(times)
 
 
-FLOOR_RATIO = 1.6
+FLOOR_RATIO = 1.6  # in the test suite (a loaded CI machine)
+FLOOR_GOAL = 1.3  # in `tox -e bench`, ten alternated rounds on the development machine
 
 
 def test_steady_pass_against_the_floor(benchmark, scale: Scale):
@@ -88,4 +89,4 @@ def test_steady_pass_against_the_floor(benchmark, scale: Scale):
     ratio = pass_seconds / floor_seconds
     benchmark.extra_info.update(modules=scale.count, floor_seconds=floor_seconds, pass_seconds=pass_seconds, ratio=ratio)
     benchmark.pedantic(floor, rounds=1, iterations=1)
-    assert ratio <= FLOOR_RATIO, (pass_seconds, floor_seconds)
+    assert ratio <= (FLOOR_GOAL if FULL else FLOOR_RATIO), (pass_seconds, floor_seconds)

@@ -29,7 +29,7 @@ from eevee.operator.events import EventRecorder
 from eevee.operator.leader import LeaseElector
 from eevee.operator.reconciler import Outcome, Reconciler
 from eevee.operator.reload import RulesSource
-from eevee.operator.snapshot import Key, Obj, Snapshot, key_of, take_snapshot
+from eevee.operator.snapshot import Key, Obj, Snapshot, collect_frozen_garbage, key_of, take_snapshot
 from eevee.operator.workqueue import EventQueue
 from eevee.probes import ProbeRunner
 from eevee.settings import Settings
@@ -38,6 +38,7 @@ log = logging.getLogger("eevee.operator")
 RELOAD_CHECK_SECONDS = 2.0
 SETTLE_SECONDS = 0.02  # let a burst of watch events arrive before acting
 FOLLOW_RUNS = 3  # reconciles of one resource per batch, when what it reads keeps changing
+FULL_COLLECTION_PASSES = 10  # a full garbage collection, frozen lists included, every this many passes
 CHILD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
 
 
@@ -225,6 +226,8 @@ class Runner:
         # The old lists go before the new ones come: holding both would double the memory of a pass.
         self.snapshot = Snapshot()
         self._snapshot_current = False
+        if self.passes % FULL_COLLECTION_PASSES == 0:
+            collect_frozen_garbage()
         try:
             snapshot = take_snapshot(self.kube, self.rules, self.settings.watch_namespaces)
         except KubeError as error:
@@ -242,7 +245,7 @@ class Runner:
         self._snapshot_current = True
         self._watch_versions.update(snapshot.versions)
         # Events queued while listing stay: _handle_events skips those the lists already hold.
-        self._run([key_of(r) for r in snapshot.sorted_resources(self.rules.kind_order())])
+        self._run(snapshot.sorted_keys(self.rules.kind_order()))
         keys = set(snapshot.resources)
         self.cache.retain(keys, set(snapshot.children))
         self.backoff.forget(keys)  # type: ignore[arg-type]
@@ -272,7 +275,7 @@ class Runner:
                 self._reconcile(resource, renderer)
                 after = self.snapshot.resources.get(key)
                 table = self.rules.tables.get(key[0])
-                if after is not None and (
+                if after is not None and after is not resource and (
                     _edited(resource, after)
                     or (table is not None and status_inputs(table, after) != status_inputs(table, resource))
                 ):

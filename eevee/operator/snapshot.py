@@ -61,10 +61,14 @@ class Snapshot:
     def by_uid(self, uid: str) -> Key | None:
         return self.uids.get(uid)
 
+    def sorted_keys(self, order: dict[str, int] | None = None) -> list[Key]:
+        """Resources' keys in a stable order; with ``order``, referenced kinds first."""
+        rank = order or {}
+        return sorted(self.resources, key=lambda k: (rank.get(k[0], 0), k))
+
     def sorted_resources(self, order: dict[str, int] | None = None) -> Iterator[Obj]:
         """Resources in a stable order; with ``order``, referenced kinds first."""
-        rank = order or {}
-        for key in sorted(self.resources, key=lambda k: (rank.get(k[0], 0), k)):
+        for key in self.sorted_keys(order):
             yield self.resources[key]
 
     def fetch(self, kube: Kube, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
@@ -134,17 +138,31 @@ UNAVAILABLE = (403, 404)
 
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection while listing. Every decoded object is kept (the snapshot)
-    and none is cyclic, so a collection in the middle finds nothing and only walks the whole
-    heap: at 1,000 modules that walking was a third of a pass. Reference counting still frees
-    everything at once; the collector runs again as soon as the lists are in."""
+    """No cyclic garbage collection while listing, and none of what was listed afterwards.
+
+    Every decoded object is kept (the snapshot) and none is cyclic, so a collection in the
+    middle finds nothing and only walks the whole heap: at 1,000 modules that walking was a
+    third of a pass. Once the lists are in, everything the process holds is moved to the
+    collector's permanent generation (``gc.freeze``): later collections walk only what is
+    made after it, not the 100,000s of listed objects (at 5,000 modules one full collection
+    of them took 0.1-0.7 s of a pass). Frozen objects are still freed by reference counting
+    as soon as the next pass drops them; what could be cyclic garbage among them is collected
+    by :func:`collect_frozen_garbage`, which the runner calls every few passes."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if enabled:
             gc.enable()
+
+
+def collect_frozen_garbage() -> None:
+    """A full collection of everything, frozen objects included (at the start of a pass, when
+    the old lists are gone and the new ones not yet read: the heap is at its smallest)."""
+    gc.unfreeze()
+    gc.collect()
 
 
 def take_snapshot(kube: Kube, rules: RuleSet, namespaces: tuple[str, ...]) -> Snapshot:
