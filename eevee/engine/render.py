@@ -141,7 +141,10 @@ def shared(value: Any) -> Any:
     """One copy of an immutable value that many renderings hold alike (the targets and the
     managed-fields record of a table's Deployment are the same for most modules); bounded,
     past the bound a value is kept as it is."""
-    found = _SHARED.get(value)
+    try:
+        found = _SHARED.get(value)
+    except TypeError:  # not hashable: not shared
+        return value
     if found is not None:
         return found
     if len(_SHARED) < _SHARED_LIMIT:
@@ -347,7 +350,7 @@ class Renderer:
         except InvalidSpec as error:
             result = error
         if version is not None:
-            self.cache.put(key, version, tuple(self._used.items()), result)  # type: ignore[union-attr]
+            self.cache.put(key, version, shared(tuple(self._used.items())), result)  # type: ignore[union-attr]
         if isinstance(result, InvalidSpec):
             raise result
         return result
@@ -368,8 +371,9 @@ class Renderer:
         # Kept with the rendering for status and live checks, packed like the children themselves.
         scope["children"] = PackedBodies((child.id, child.packed) for child in children)
         scope["_origins"] = shared_mapping(scope["_origins"])
+        scope["_ref_uids"] = shared_mapping(scope["_ref_uids"])
         return Rendering(
-            table.kind, namespace, metadata["name"], scope["values"], children, tuple(self._used),
+            table.kind, namespace, metadata["name"], scope["values"], children, shared(tuple(self._used)),
             {key: scope[key] for key in _DERIVED if key in scope},
         )
 
