@@ -89,4 +89,5 @@ def test_steady_pass_against_the_floor(benchmark, scale: Scale):
     ratio = pass_seconds / floor_seconds
     benchmark.extra_info.update(modules=scale.count, floor_seconds=floor_seconds, pass_seconds=pass_seconds, ratio=ratio)
     benchmark.pedantic(floor, rounds=1, iterations=1)
-    assert ratio <= (FLOOR_GOAL if FULL else FLOOR_RATIO), (pass_seconds, floor_seconds)
+    bound = FLOOR_GOAL if FULL and scale.count >= 1000 else FLOOR_RATIO  # the goal is set at 1,000 and 5,000
+    assert ratio <= bound, (pass_seconds, floor_seconds)

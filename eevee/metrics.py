@@ -16,6 +16,7 @@ from __future__ import annotations
 import platform
 import threading
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -76,6 +77,7 @@ class Metrics:
             buckets=_FAST,
             registry=r,
         )
+        self._reconcile_series: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.errors = Counter(
             "eevee_operator_reconcile_errors_total",
             "Reconcile errors, by kind and reason.",
@@ -153,6 +155,16 @@ class Metrics:
         )
         self.resources = ResourceGauges()
         r.register(self.resources)
+
+    def observe_reconcile(self, kind: str, result: str, seconds: float) -> None:
+        """One reconcile counted and timed (its two series looked up once per kind and result:
+        a steady pass does this for every resource)."""
+        series = self._reconcile_series.get((kind, result))
+        if series is None:
+            series = (self.reconciles.labels(kind, result), self.reconcile_seconds.labels(kind, result))
+            self._reconcile_series[(kind, result)] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observe_kube(self, verb: str, resource: str, code: int, seconds: float) -> None:
         self.kube_requests.labels(verb, resource, str(code)).inc()

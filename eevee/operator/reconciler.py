@@ -162,9 +162,7 @@ class Reconciler:
         return live
 
     def _finish(self, kind: str, outcome: Outcome, started: float) -> None:
-        seconds = time.monotonic() - started
-        self.metrics.reconciles.labels(kind, outcome.result).inc()
-        self.metrics.reconcile_seconds.labels(kind, outcome.result).observe(seconds)
+        self.metrics.observe_reconcile(kind, outcome.result, time.monotonic() - started)
 
     # --- children ----------------------------------------------------------------------
 
