@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TOKEN_REREAD_SECONDS = 60.0
@@ -88,7 +89,7 @@ def kubeconfig_connection(kubeconfig: str | None = None) -> Connection:
     try:
         merged = _merged(paths)
         return _from_kubeconfig(merged, kubeconfig)
-    except (OSError, yaml.YAMLError, ValueError, KeyError, TypeError) as error:
+    except (OSError, YAMLError, ValueError, KeyError, TypeError) as error:
         raise ConfigurationError(f"cannot load the {where}: {error}") from None
 
 
@@ -115,7 +116,7 @@ def _merged(paths: list[str]) -> _Merged:
                 raise FileNotFoundError(f"{path} does not exist")
             continue
         found = True
-        document = yaml.safe_load(path.read_text()) or {}
+        document = YAML(typ="safe", pure=True).load(path.read_text()) or {}
         if not isinstance(document, dict):
             raise ValueError(f"{path} is not a kubeconfig")
         base = path.parent
