@@ -68,7 +68,10 @@ def median_seconds(run, rounds: int) -> float:
     return statistics.median(times)
 
 
-FLOOR_RATIO = 1.6  # in the test suite (a loaded CI machine)
+# In the test suite, on a CI machine as loaded as ours: with two busy loops on the two cores the
+# ratio of seven alternated rounds ranged 1.09-1.57 (ten trials; 1.25 on a quiet machine), and
+# once 1.74 in a soak. This bound catches a pass that doubles; the goal is checked by the bench.
+FLOOR_RATIO = 2.0
 FLOOR_GOAL = 1.3  # in `tox -e bench`, ten alternated rounds on the development machine
 
 
@@ -76,13 +79,12 @@ def test_steady_pass_against_the_floor(benchmark, scale: Scale):
     """A steady pass against the floor (the same list requests, decoded by a plain client),
     alternated round by round in the same run so that both see the same machine.
 
-    The goal is 1.3x; the bound checked is FLOOR_RATIO, as the floor's own time varies by a
-    third from round to round on a loaded 2-core machine (`tox -e bench` records the ratio, and
-    the README shows it). The stand-in shares the process: the operator's collector also walks
-    the stand-in's store, which a real operator process does not hold."""
+    The goal is 1.3x, asserted by `tox -e bench`; the test suite checks FLOOR_RATIO, as the
+    floor's own time varies by a third from round to round on a loaded 2-core machine. The
+    stand-in shares the process (its threads answer both the pass and the floor)."""
     floor = Floor(scale)
     floors, passes = [], []
-    for _ in range(max(ROUNDS, 5)):
+    for _ in range(max(ROUNDS, 7)):
         floors.append(median_seconds(floor, 1))
         passes.append(median_seconds(scale.runner.full_pass, 1))
     floor_seconds, pass_seconds = statistics.median(floors), statistics.median(passes)
