@@ -132,15 +132,21 @@ class PackedBodies(dict[str, Any]):
         packed = super().get(key)
         return default if packed is None else orjson.loads(zlib.decompress(packed))
 
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return [self[key] for key in self]
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return [(key, self[key]) for key in self]
+
 
 _SHARED: dict[Any, Any] = {}
 _SHARED_LIMIT = 20_000
 
 
 def shared(value: Any) -> Any:
-    """One copy of an immutable value that many renderings hold alike (the targets and the
-    managed-fields record of a table's Deployment are the same for most modules); bounded,
-    past the bound a value is kept as it is."""
+    """One copy of an immutable value that many renderings hold alike (the patch targets of a
+    table's Deployment, what the modules of one bus read); bounded, past the bound a value is
+    kept as it is."""
     try:
         found = _SHARED.get(value)
     except TypeError:  # not hashable: not shared
@@ -562,7 +568,7 @@ class Renderer:
             namespace=namespace,
             name=name,
             packed=zlib.compress(orjson.dumps(body), 1),
-            managed=shared(managed),
+            managed=managed,
             owned=rule.owned,
             prune=rule.prune,
             adopt=rule.adopt,
