@@ -71,7 +71,7 @@ class Scale:
         self.settings = Settings(namespace=NAMESPACE, watch_namespaces=(NAMESPACE,), rules_dir=str(ROOT / "rules"),
                                  leader_election=False, poll_interval=3600)
         self.metrics = Metrics()
-        kube = Kube(kubeconfig_connection(str(self.standin.kubeconfig)), observe=self.metrics.observe_kube)
+        kube = Kube(kubeconfig_connection(self.standin.kubeconfig), observe=self.metrics.observe_kube)
         self.runner = Runner(self.settings, kube, self.metrics, RulesSource(self.settings.rules_dir, self.metrics), identity="bench")
         # Converge: create the children, then record the Deployments' readiness in status.
         for _ in range(3):

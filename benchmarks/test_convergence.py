@@ -17,7 +17,7 @@ from eevee.kube.config import kubeconfig_connection
 def running(scale: Scale) -> Any:
     from eevee.service import OperatorService
 
-    service = OperatorService(scale.settings, connection=kubeconfig_connection(str(scale.standin.kubeconfig)), http=False).start()
+    service = OperatorService(scale.settings, connection=kubeconfig_connection(scale.standin.kubeconfig), http=False).start()
     deadline = time.monotonic() + 60
     while service.runner.passes < 1 and time.monotonic() < deadline:
         time.sleep(0.01)

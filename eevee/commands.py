@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from eevee import logs
-from eevee.kube.client import Kube, KubeError, load_connection
-from eevee.kube.config import kubeconfig_connection
+from eevee.kube.client import Kube, KubeError
+from eevee.kube.config import kubeconfig_connection, load_connection
 from eevee.locations import bundled
 from eevee.manifests import dump_manifests, read_manifests
 from eevee.metrics import Metrics
@@ -102,7 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         standin = StandIn(port=args.kube_port, directory=directory, deployment_delay=1.0).start()
         namespace = "eevee-bot"
         standin.create_namespace(namespace)
-        kube = Kube(kubeconfig_connection(str(standin.kubeconfig)))
+        kube = Kube(kubeconfig_connection(standin.kubeconfig))
         token = secrets.token_urlsafe(32)
         (directory / "api-token").write_text(token)
         (directory / "api-token").chmod(0o600)
@@ -134,7 +134,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         step(f"starting the operator with the rule tables in {rules_dir}")
         try:
-            service = OperatorService(settings, connection=kubeconfig_connection(str(standin.kubeconfig))).start()
+            service = OperatorService(settings, connection=kubeconfig_connection(standin.kubeconfig)).start()
         except OSError as error:
             print(f"error: cannot listen on port {args.port} ({error.strerror}); try --port 0 for any free port",
                   file=sys.stderr)

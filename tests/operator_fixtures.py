@@ -137,7 +137,7 @@ def start_operator(crds: Any) -> Iterator[OperatorFactory]:
     started: list[OperatorService] = []
 
     def start(**overrides: Any) -> OperatorService:
-        service = OperatorService(operator_settings(**overrides), connection=kubeconfig_connection(str(crds.kubeconfig))).start()
+        service = OperatorService(operator_settings(**overrides), connection=kubeconfig_connection(crds.kubeconfig)).start()
         started.append(service)
         return service
 

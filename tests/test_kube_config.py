@@ -43,14 +43,14 @@ def kubeconfig(path: Path, cluster: str, user: str, *, name: str = "standin", cu
 
 
 def test_the_stand_ins_own_kubeconfig_token_and_inline_ca(standin):
-    assert can_list(kubeconfig_connection(str(standin.kubeconfig)))
+    assert can_list(kubeconfig_connection(standin.kubeconfig))
 
 
 def test_relative_ca_file_and_token_file_are_read_from_the_kubeconfigs_folder(standin, tmp_path, monkeypatch):
     (tmp_path / "ca.crt").write_bytes(standin.ca_file.read_bytes())
     (tmp_path / "token").write_text(standin.token + "\n")
     path = kubeconfig(tmp_path / "config", f"server: {standin.url}\ncertificate-authority: ca.crt", "tokenFile: token")
-    connection = kubeconfig_connection(str(path))
+    connection = kubeconfig_connection(path)
     assert can_list(connection)
     # A rotated token (as the kubelet rotates a bound service-account token) is read again.
     monkeypatch.setattr(config, "TOKEN_REREAD_SECONDS", 0.0)
@@ -62,16 +62,16 @@ def test_relative_ca_file_and_token_file_are_read_from_the_kubeconfigs_folder(st
 
 def test_a_wrong_token_is_refused_and_insecure_skip_tls_verify_needs_no_ca(standin, tmp_path):
     wrong = kubeconfig(tmp_path / "wrong", f"server: {standin.url}\ninsecure-skip-tls-verify: true", "token: nope")
-    assert not can_list(kubeconfig_connection(str(wrong)))
+    assert not can_list(kubeconfig_connection(wrong))
     right = kubeconfig(tmp_path / "right", f"server: {standin.url}\ninsecure-skip-tls-verify: true",
                        f"token: {standin.token}")
-    assert can_list(kubeconfig_connection(str(right)))
+    assert can_list(kubeconfig_connection(right))
 
 
 def test_without_the_ca_the_servers_certificate_is_not_trusted(standin, tmp_path):
     path = kubeconfig(tmp_path / "config", f"server: {standin.url}", f"token: {standin.token}")
     with pytest.raises(KubeError) as raised:
-        Kube(kubeconfig_connection(str(path))).list("v1", "configmaps", NAMESPACE)
+        Kube(kubeconfig_connection(path)).list("v1", "configmaps", NAMESPACE)
     assert raised.value.code == 0 and "CERTIFICATE_VERIFY_FAILED" in raised.value.message
 
 
@@ -110,7 +110,7 @@ def test_an_exec_credential_plugin_is_run_by_the_official_loader(standin, tmp_pa
     user = (f"exec:\n  apiVersion: client.authentication.k8s.io/v1beta1\n  command: {sys.executable}\n"
             f"  args: [{plugin}]\n  interactiveMode: Never")
     path = kubeconfig(tmp_path / "config", f"server: {standin.url}\ncertificate-authority-data: {ca}", user)
-    assert can_list(kubeconfig_connection(str(path)))
+    assert can_list(kubeconfig_connection(path))
 
 
 @pytest.mark.parametrize("content, says", [
@@ -124,7 +124,7 @@ def test_a_bad_kubeconfig_is_a_clear_error_naming_the_file(tmp_path, content, sa
     if content is not None:
         path.write_text(content)
     with pytest.raises(ConfigurationError, match=says) as raised:
-        kubeconfig_connection(str(path))
+        kubeconfig_connection(path)
     assert str(path) in str(raised.value)
 
 

@@ -43,7 +43,9 @@ def same(a: Any, b: Any) -> bool:
 _NOT_CONTENT = ("apiVersion", "kind", "metadata", "status")
 
 
-def previously_managed(live: Mapping[str, Any], desired: DesiredChild | None = None) -> tuple[list[Path], list[Path]]:
+def previously_managed(
+    live: Mapping[str, Any], desired: DesiredChild | None = None, body: Mapping[str, Any] | None = None
+) -> tuple[list[Path], list[Path]]:
     """The (leaves, units) recorded on ``live`` by the last write.
 
     An object with no record was not written by this operator (made by its predecessor,
@@ -56,7 +58,7 @@ def previously_managed(live: Mapping[str, Any], desired: DesiredChild | None = N
     if desired is None:
         return [], []
     leaves: list[Path] = []
-    body = desired.body
+    body = desired.body if body is None else body
     for top, value in live.items():
         if top in _NOT_CONTENT or top not in body:
             continue
@@ -66,12 +68,14 @@ def previously_managed(live: Mapping[str, Any], desired: DesiredChild | None = N
     return leaves, []
 
 
-def needs_patch(desired: DesiredChild, live: Mapping[str, Any]) -> bool:
-    """Whether ``live`` differs from ``desired`` in any field we manage or used to manage."""
+def needs_patch(desired: DesiredChild, live: Mapping[str, Any], body: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``live`` differs from ``desired`` in any field we manage or used to manage
+    (``body``: the desired body, when the caller has decoded it already)."""
     annotations = live.get("metadata", {}).get("annotations") or {}
     if annotations.get(MANAGED_FIELDS) != desired.managed:
         return True
-    for path, value in desired.leaves:  # worked out here: only when the live object moved on
+    # Worked out here: only when the live object moved on.
+    for path, value in managed_leaves(desired.body if body is None else body, desired.targets):
         found = get(live, path, _MISSING)
         if found is _MISSING or not same(found, value):
             return True
@@ -79,9 +83,13 @@ def needs_patch(desired: DesiredChild, live: Mapping[str, Any]) -> bool:
     return any(get(live, target, _MISSING) is _MISSING for target in desired.create_only)
 
 
-def managed_patch(desired: DesiredChild, live: Mapping[str, Any]) -> jsonpatch.JsonPatch | None:
-    """The JSON patch from ``live`` to ``desired`` over managed fields, or None when in sync."""
-    if not needs_patch(desired, live):
+def managed_patch(
+    desired: DesiredChild, live: Mapping[str, Any], body: Mapping[str, Any] | None = None
+) -> jsonpatch.JsonPatch | None:
+    """The JSON patch from ``live`` to ``desired`` over managed fields, or None when in sync
+    (``body``: the desired body, when the caller has decoded it already; it is decoded once)."""
+    body = desired.body if body is None else body
+    if not needs_patch(desired, live, body):
         return None
     work: dict[str, Any] = copy_json(dict(live))
     ops: list[dict[str, Any]] = []
@@ -91,8 +99,7 @@ def managed_patch(desired: DesiredChild, live: Mapping[str, Any]) -> jsonpatch.J
 
     # Remove what the last write managed and this rendering no longer holds at all
     # (createOnly fields are still in the body, so they are never removed).
-    leaves, units = previously_managed(live, desired)
-    body = desired.body
+    leaves, units = previously_managed(live, desired, body)
     wanted = managed_leaves(body, desired.targets)
     for path in [*units, *leaves]:
         if get(body, path, _MISSING) is _MISSING:

@@ -15,7 +15,6 @@ connection, timeout).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -334,7 +333,7 @@ def _watch_event(line: bytes) -> dict[str, Any]:
 
 def _error(code: int, data: Any) -> KubeError:
     try:
-        status = json.loads(data) if data else {}
+        status = orjson.loads(data) if data else {}
     except (ValueError, TypeError):
         status = {}
     if not isinstance(status, dict):

@@ -83,7 +83,8 @@ def in_cluster_connection(service_account: Path = SERVICE_ACCOUNT_DIR) -> Connec
     )
 
 
-def kubeconfig_connection(kubeconfig: str | None = None) -> Connection:
+def kubeconfig_connection(kubeconfig: str | os.PathLike[str] | None = None) -> Connection:
+    kubeconfig = os.fspath(kubeconfig) if kubeconfig is not None else None
     paths = [p for p in (kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config").split(os.pathsep) if p]
     where = f"kubeconfig {kubeconfig or os.environ.get('KUBECONFIG') or '~/.kube/config'}"
     try:

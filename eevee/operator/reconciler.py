@@ -262,7 +262,8 @@ class Reconciler:
                 return Change.created(child)
         else:
             self._check_ownership(resource, live, child)
-        changed = _immutable_change(child, live)
+        body = child.body  # decoded once for the checks and the diff below
+        changed = _immutable_change(child, live, body)
         if changed is not None:
             if not child.recreate:
                 raise Refused(
@@ -271,7 +272,7 @@ class Reconciler:
                     "table does not allow re-creating it",
                 )
             return self._recreate(child, live, changed, snapshot, outcome)
-        patch = managed_patch(child, live)
+        patch = managed_patch(child, live, body)
         if patch is None:
             if verified is not None:
                 verified[key] = (child, live["metadata"].get("resourceVersion", ""))
@@ -288,7 +289,7 @@ class Reconciler:
                 raise
             # Someone wrote in between: read it again and make a new patch, once.
             live = self.kube.get(child.api_version, plural, child.namespace, child.name)
-            patch = managed_patch(child, live)
+            patch = managed_patch(child, live, body)
             if patch is None:
                 _fill(live, child)
                 snapshot.put_child(live)
@@ -496,9 +497,8 @@ def _key(child: DesiredChild) -> Key:
     return (child.kind, child.namespace, child.name)
 
 
-def _immutable_change(child: DesiredChild, live: Obj) -> str | None:
-    """The first immutable field whose rendered value differs from the live one."""
-    body = child.body if child.immutable else {}
+def _immutable_change(child: DesiredChild, live: Obj, body: Obj) -> str | None:
+    """The first immutable field whose rendered value (in ``body``) differs from the live one."""
     for path in child.immutable:
         desired, actual = get(body, path, None), get(live, path, None)
         if desired is not None and actual is not None and desired != actual:

@@ -235,7 +235,7 @@ def test_without_the_backup_crds_modules_run_as_before(standin):
         if crd["metadata"]["name"] in ("botmodules.eevee.bot", "ipcconfigs.eevee.bot"):
             standin.seed(crd)
     cluster = Cluster(standin)
-    service = OperatorService(operator_settings(), connection=kubeconfig_connection(str(standin.kubeconfig))).start()
+    service = OperatorService(operator_settings(), connection=kubeconfig_connection(standin.kubeconfig)).start()
     try:
         cluster.create(module("irc", persistentVolumeClaim=PVC, backupSchedule={"name": "nightly"}))
         eventually(lambda: cluster.ready("BotModule", "irc"))

@@ -60,7 +60,7 @@ def loose(loose_standin):
     """The operator against CRDs that accept anything (specs stored before a CRD upgrade)."""
     from eevee.service import OperatorService
 
-    service = OperatorService(operator_settings(), connection=kubeconfig_connection(str(loose_standin.kubeconfig))).start()
+    service = OperatorService(operator_settings(), connection=kubeconfig_connection(loose_standin.kubeconfig)).start()
     yield Cluster(loose_standin)
     service.stop()
 
