@@ -5,6 +5,7 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY setup.cfg pyproject.toml README.md ./
 COPY eevee ./eevee
+COPY kubestandin ./kubestandin
 COPY rules ./rules
 COPY crds ./crds
 COPY examples ./examples

@@ -43,7 +43,7 @@ def seeded_standin(count: int) -> Any:
     """A started stand-in holding the CRDs, one IpcConfig and ``count`` BotModules, and nothing
     the operator makes."""
     from eevee.manifests import read_manifests
-    from eevee.standin.server import StandIn
+    from kubestandin.server import StandIn
 
     standin = StandIn(deployment_delay=0.0).start()
     standin.create_namespace(NAMESPACE)

@@ -89,7 +89,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the stand-in, apply the CRDs and examples, run the operator and the API."""
     from eevee.service import OperatorService
-    from eevee.standin.server import StandIn
+    from kubestandin.server import StandIn
 
     logs.configure("WARNING" if args.quiet else "INFO", "text")
     rules_dir = args.rules or load_settings().rules_dir

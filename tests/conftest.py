@@ -33,7 +33,7 @@ from typing import Any  # noqa: E402
 from kubernetes import client  # noqa: E402
 
 from eevee.manifests import read_manifests  # noqa: E402
-from eevee.standin.server import StandIn  # noqa: E402
+from kubestandin.server import StandIn  # noqa: E402
 
 NAMESPACE = "eevee-bot"
 

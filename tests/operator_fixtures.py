@@ -163,7 +163,7 @@ def loose_standin():
     """A stand-in whose CRDs accept anything, to store specs the real CRDs would refuse
     (resources written before a CRD upgrade, or with validation off)."""
     from eevee.manifests import read_manifests
-    from eevee.standin.server import StandIn
+    from kubestandin.server import StandIn
 
     with StandIn() as server:
         server.create_namespace(NAMESPACE)

@@ -9,7 +9,7 @@ import pytest
 import urllib3
 from kubernetes import client, watch
 
-from eevee.standin.store import compact
+from kubestandin.store import compact
 from tests.conftest import NAMESPACE, eventually, status_of
 
 

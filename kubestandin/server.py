@@ -28,15 +28,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from eevee.standin import apply as ssa
-from eevee.standin import patching, printing, protobuf
-from eevee.standin.certs import certificate, server_context
-from eevee.standin.controllers import DeploymentController, GarbageCollector
-from eevee.standin.faults import Faults, Request, RequestLog, sleep_interruptibly
-from eevee.standin.protobuf import ProtobufError
-from eevee.standin.registry import Registry, ResourceType
-from eevee.standin.selectors import SelectorError, exact_name, field_selector, label_selector
-from eevee.standin.store import ApiError, Store, Validation, dumps
+from kubestandin import apply as ssa
+from kubestandin import patching, printing, protobuf
+from kubestandin.certs import certificate, server_context
+from kubestandin.controllers import DeploymentController, GarbageCollector
+from kubestandin.faults import Faults, Request, RequestLog, sleep_interruptibly
+from kubestandin.protobuf import ProtobufError
+from kubestandin.registry import Registry, ResourceType
+from kubestandin.selectors import SelectorError, exact_name, field_selector, label_selector
+from kubestandin.store import ApiError, Store, Validation, dumps
 
 VERSION_INFO = {
     "major": "1",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from eevee.standin.patching import apply_strategic_merge_patch, merge_key
+from kubestandin.patching import apply_strategic_merge_patch, merge_key
 
 # A field path: map keys as strings, list items with a merge key as ("key", value).
 Step = str | tuple[str, Any]

@@ -13,7 +13,7 @@ server answers it:
 - a field the schema requires is missing: a ``422`` cause, "Required value".
 
 Everything the schemas cannot say (ranges, enums, cross-field rules) is
-:mod:`eevee.standin.builtins`' business.
+:mod:`kubestandin.builtins`' business.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import jsonschema
 from referencing import Registry, Resource
 
-from eevee.standin.schema import Cause
+from kubestandin.schema import Cause
 
 KUBERNETES_VERSION = "v1.37.0"
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}

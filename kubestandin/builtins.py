@@ -18,9 +18,9 @@ import re
 import threading
 from typing import Any
 
-from eevee.standin import quantity
-from eevee.standin.registry import ResourceType
-from eevee.standin.schema import Cause
+from kubestandin import quantity
+from kubestandin.registry import ResourceType
+from kubestandin.schema import Cause
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

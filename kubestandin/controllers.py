@@ -18,8 +18,8 @@ import threading
 import time
 from typing import Any
 
-from eevee.standin.registry import Registry
-from eevee.standin.store import ApiError, Event, Store, now
+from kubestandin.registry import Registry
+from kubestandin.store import ApiError, Event, Store, now
 
 
 class _Controller:

@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from eevee.standin import builtins, schema
-from eevee.standin.openapi import OpenApiSchemas
-from eevee.standin.registry import Registry, ResourceType
-from eevee.standin.schema import Cause
-from eevee.standin.selectors import Predicate
+from kubestandin import builtins, schema
+from kubestandin.openapi import OpenApiSchemas
+from kubestandin.registry import Registry, ResourceType
+from kubestandin.schema import Cause
+from kubestandin.selectors import Predicate
 
 Key = tuple[str, str]  # (group, plural)
 Obj = dict[str, Any]
