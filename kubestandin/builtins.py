@@ -18,7 +18,7 @@ import re
 import threading
 from typing import Any
 
-from kubestandin import quantity
+from kubestandin import crds, quantity
 from kubestandin.registry import ResourceType
 from kubestandin.schema import Cause
 
@@ -194,6 +194,8 @@ def default(rt: ResourceType, obj: dict[str, Any]) -> list[Cause]:
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
     elif kind == "Pod" and isinstance(obj.get("spec"), dict):
         _default_pod_spec(obj["spec"], "spec", causes)
+    elif kind == "CustomResourceDefinition":
+        crds.default(obj)
     return causes
 
 
@@ -354,6 +356,8 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
     """Built-in checks after defaulting; ``old`` is the stored object on update."""
     causes: list[Cause] = []
     kind = rt.kind
+    if kind == "CustomResourceDefinition":
+        causes.extend(crds.validate(obj, old))
     if kind == "Pod":
         validate_pod_spec(obj.get("spec"), "spec", causes)
     if kind == "Deployment":

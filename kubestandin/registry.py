@@ -8,6 +8,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubestandin import cel
+
 
 @dataclass(frozen=True)
 class ResourceType:
@@ -26,6 +28,7 @@ class ResourceType:
     annotations_bump_generation: bool = False
     schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     printer_columns: tuple[dict[str, Any], ...] = field(default=(), compare=False, hash=False)
+    rules: tuple[Any, ...] = field(default=(), compare=False, hash=False)  # the schema's CEL rules, compiled
 
     @property
     def api_version(self) -> str:
@@ -145,6 +148,10 @@ def from_crd(crd: dict[str, Any]) -> list[ResourceType]:
         if not version.get("served", True):
             continue
         subresources = version.get("subresources") or {}
+        schema = (version.get("schema") or {}).get("openAPIV3Schema") or {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+        }
         out.append(
             ResourceType(
                 group=spec["group"],
@@ -157,8 +164,8 @@ def from_crd(crd: dict[str, Any]) -> list[ResourceType]:
                 categories=tuple(names.get("categories", [])),
                 subresources=tuple(s for s in ("status", "scale") if s in subresources),
                 generation=True,
-                schema=(version.get("schema") or {}).get("openAPIV3Schema")
-                or {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                schema=schema,
+                rules=tuple(cel.compile_schema(schema, "")[0]),
                 printer_columns=tuple(version.get("additionalPrinterColumns", [])),
             )
         )

@@ -459,8 +459,7 @@ class Handler(BaseHTTPRequestHandler):
         store = standin.store
         rt = route.rt
         ns = route.namespace or ""
-        if query.get("dryRun"):
-            raise ApiError(400, "BadRequest", "dryRun is not supported by the stand-in")
+        dry_run = dry_run_of(query)
         if rt.read_only and verb not in ("get", "list"):
             raise ApiError(405, "MethodNotAllowed", f"{rt.plural} are read-only in the stand-in")
         if verb == "list":
@@ -477,16 +476,16 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the request body must be an object")
             _check_type(rt, body)
-            return 201, store.create(rt, ns, body, validation=validation)
+            return 201, store.create(rt, ns, body, validation=validation, dry_run=dry_run)
         if verb == "update":
             body = self._body()
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the request body must be an object")
             if route.subresource == "scale":
-                return 200, self._write_scale(route, body)
+                return 200, self._write_scale(route, body, dry_run)
             _check_type(rt, body)
             return 200, store.update(
-                rt, ns, route.name or "", body, subresource=route.subresource, validation=validation
+                rt, ns, route.name or "", body, subresource=route.subresource, validation=validation, dry_run=dry_run
             )
         if verb == "patch":
             return self._patch(route, query, validation)
@@ -496,14 +495,19 @@ class Handler(BaseHTTPRequestHandler):
             if query.get("orphanDependents") == "true" or options.get("orphanDependents") is True:
                 propagation = "Orphan"
             return 200, store.delete(
-                rt, ns, route.name or "", propagation=propagation, preconditions=options.get("preconditions")
+                rt,
+                ns,
+                route.name or "",
+                propagation=propagation,
+                preconditions=options.get("preconditions"),
+                dry_run=dry_run,
             )
         if verb == "deletecollection":
             match = self._match(query)
             items, _ = store.list(rt, route.namespace, match)
             for item in items:
                 with contextlib.suppress(ApiError):  # deleted by someone else meanwhile
-                    store.delete(rt, item["metadata"].get("namespace", ""), item["metadata"]["name"])
+                    store.delete(rt, item["metadata"].get("namespace", ""), item["metadata"]["name"], dry_run=dry_run)
             return 200, {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": {}, "items": items}
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
@@ -598,9 +602,15 @@ class Handler(BaseHTTPRequestHandler):
             if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
                 raise ApiError(422, "Invalid", "the patch produced an object without metadata")
             if route.subresource == "scale":
-                return 200, self._write_scale(route, patched)
+                return 200, self._write_scale(route, patched, dry_run_of(query))
             return 200, store.update(
-                rt, ns, route.name or "", patched, subresource=route.subresource, validation=validation
+                rt,
+                ns,
+                route.name or "",
+                patched,
+                subresource=route.subresource,
+                validation=validation,
+                dry_run=dry_run_of(query),
             )
 
     def _apply(self, route: Route, query: dict[str, str], validation: Validation) -> tuple[int, Any]:
@@ -627,14 +637,16 @@ class Handler(BaseHTTPRequestHandler):
                 400, "BadRequest", f"the name of the object ({found}) does not match the name on the URL ({name})"
             )
         force = query.get("force") in ("1", "true")
+        dry_run = dry_run_of(query)
         with store.lock:  # read, merge and write as one step, as the real server retries internally
             try:
                 live = store.get(rt, ns, name)
             except ApiError as error:
                 if error.code != 404 or route.subresource:
                     raise
-                created = store.create(rt, ns, config, validation=validation)
-                store.appliers[created["metadata"]["uid"]] = {manager: ssa.fields(config)}
+                created = store.create(rt, ns, config, validation=validation, dry_run=dry_run)
+                if not dry_run:
+                    store.appliers[created["metadata"]["uid"]] = {manager: ssa.fields(config)}
                 return 201, created
             uid = live["metadata"]["uid"]
             try:
@@ -643,11 +655,14 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(409, "Conflict", str(conflict)) from None
             except patching.PatchError as error:
                 raise ApiError(422, "Invalid", str(error)) from None
-            updated = store.update(rt, ns, name, merged, subresource=route.subresource, validation=validation)
-            store.appliers[uid] = owners
+            updated = store.update(
+                rt, ns, name, merged, subresource=route.subresource, validation=validation, dry_run=dry_run
+            )
+            if not dry_run:
+                store.appliers[uid] = owners
             return 200, updated
 
-    def _write_scale(self, route: Route, scale: dict[str, Any]) -> Any:
+    def _write_scale(self, route: Route, scale: dict[str, Any], dry_run: bool = False) -> Any:
         store = self.server.standin.store
         ns = route.namespace or ""
         current = store.get(route.rt, ns, route.name or "")
@@ -663,7 +678,7 @@ class Handler(BaseHTTPRequestHandler):
         updated["metadata"] = dict(
             current["metadata"], resourceVersion=wanted or current["metadata"]["resourceVersion"]
         )
-        return _scale(store.update(route.rt, ns, route.name or "", updated))
+        return _scale(store.update(route.rt, ns, route.name or "", updated, dry_run=dry_run))
 
     def _watch(self, route: Route, query: dict[str, str]) -> None:
         standin = self.server.standin
@@ -746,6 +761,16 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             standin.unregister_watch(stop)
+
+
+def dry_run_of(query: dict[str, str]) -> bool:
+    """``?dryRun=All``: the write is validated and answered, never stored (the only value a server knows)."""
+    value = query.get("dryRun")
+    if value in (None, ""):
+        return False
+    if value != "All":
+        raise ApiError(400, "BadRequest", f'dryRun: Unsupported value: "{value}": supported values: "All"')
+    return True
 
 
 def _check_type(rt: ResourceType, body: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from kubestandin import builtins, schema
+from kubestandin import builtins, cel, crds, schema
 from kubestandin.openapi import OpenApiSchemas
 from kubestandin.registry import Registry, ResourceType
 from kubestandin.schema import Cause
@@ -204,6 +204,8 @@ class Store:
             if dropped and validation is not None:
                 validation.unknown(dropped)
             causes.extend(schema.validate(rt.schema, obj))
+            if not causes:
+                causes.extend(cel.enforce(list(rt.rules), rt.schema, obj, old))
         else:
             if rt.kind == "Service" and old is not None:
                 spec = obj.setdefault("spec", {})
@@ -253,7 +255,10 @@ class Store:
 
     # --- writes --------------------------------------------------------------------
 
-    def create(self, rt: ResourceType, namespace: str, obj: Obj, *, validation: Validation | None = None) -> Obj:
+    def create(
+        self, rt: ResourceType, namespace: str, obj: Obj, *, validation: Validation | None = None, dry_run: bool = False
+    ) -> Obj:
+        """POST semantics; ``dry_run`` (``?dryRun=All``): validated, defaulted and answered, never stored."""
         obj = copy.deepcopy(obj)
         metadata = obj.setdefault("metadata", {})
         if not isinstance(metadata, dict):
@@ -322,22 +327,24 @@ class Store:
             metadata["creationTimestamp"] = now()
             if rt.generation:
                 metadata["generation"] = 1
+            if dry_run:
+                return obj  # no resourceVersion: only storage gives one
             metadata["resourceVersion"] = self._next_rv()
             bucket[key] = obj
             self.by_uid[metadata["uid"]] = ((rt.group, rt.plural), key[0], name)
             if rt.kind == "CustomResourceDefinition":
-                obj = self._establish(obj)
+                obj = self._establish(obj, None)
                 bucket[key] = obj
             self._emit("ADDED", rt, obj, None)
             return obj
 
-    def _establish(self, crd: Obj) -> Obj:
+    def _establish(self, crd: Obj, old: Obj | None) -> Obj:
         self.registry.install_crd(crd)
         crd = dict(crd)
         names = crd["spec"]["names"]
         crd["status"] = {
             "acceptedNames": names,
-            "storedVersions": [v["name"] for v in crd["spec"]["versions"] if v.get("storage")],
+            "storedVersions": crds.stored_versions(crd, old),
             "conditions": [
                 {
                     "type": "NamesAccepted",
@@ -366,8 +373,9 @@ class Store:
         *,
         subresource: str | None = None,
         validation: Validation | None = None,
+        dry_run: bool = False,
     ) -> Obj:
-        """PUT semantics (also the last step of every PATCH)."""
+        """PUT semantics (also the last step of every PATCH); ``dry_run``: answered, never stored."""
         new = copy.deepcopy(new)
         with self.lock:
             bucket = self._bucket(rt)
@@ -434,12 +442,14 @@ class Store:
                 return old  # a no-op write: no new version, no event
             if rt.generation and self._generation_changes(rt, old, candidate):
                 candidate["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
+            if dry_run:
+                return candidate
             candidate["metadata"]["resourceVersion"] = self._next_rv()
             if candidate["metadata"].get("deletionTimestamp") and not candidate["metadata"].get("finalizers"):
                 return self._remove(rt, key, candidate)
             bucket[key] = candidate
             if rt.kind == "CustomResourceDefinition":
-                candidate = self._establish(candidate)
+                candidate = self._establish(candidate, old)
                 bucket[key] = candidate
             self._emit("MODIFIED", rt, candidate, old)
             return candidate
@@ -463,7 +473,9 @@ class Store:
         *,
         propagation: str = "Background",
         preconditions: dict[str, Any] | None = None,
+        dry_run: bool = False,
     ) -> Obj:
+        """DELETE semantics; ``dry_run``: preconditions checked, the object answered, nothing deleted."""
         with self.lock:
             key = (namespace if rt.namespaced else "", name)
             obj = self._bucket(rt).get(key)
@@ -478,6 +490,8 @@ class Store:
                 )
             if pre.get("resourceVersion") and pre["resourceVersion"] != obj["metadata"]["resourceVersion"]:
                 raise conflict(rt, name)
+            if dry_run:
+                return obj
             uid = obj["metadata"]["uid"]
             if propagation == "Orphan":
                 self._orphan_dependents(uid)

@@ -7,14 +7,16 @@ import pytest
 from eevee.manifests import read_manifests
 
 
-def undescribed(schema, path):
+def undescribed(schema, path, root=True):
     for name, sub in (schema.get("properties") or {}).items():
+        if root and name == "metadata":
+            continue  # a real API server refuses a description there (tests/standin/test_crd_validation.py)
         where = f"{path}.{name}"
         if not sub.get("description"):
             yield where
-        yield from undescribed(sub, where)
+        yield from undescribed(sub, where, False)
     if isinstance(schema.get("items"), dict):
-        yield from undescribed(schema["items"], f"{path}[]")
+        yield from undescribed(schema["items"], f"{path}[]", False)
 
 
 @pytest.mark.parametrize("crd", ["botmodules.eevee.bot.yaml", "ipcconfigs.eevee.bot.yaml"])
