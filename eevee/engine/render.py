@@ -369,10 +369,18 @@ class Renderer:
         children: list[DesiredChild] = []
         rendered: dict[str, Any] = {}
         scope["children"] = rendered
+        made: dict[tuple[str, str, str], str] = {}  # (group, kind, name) -> the child rule that makes it
         for rule in table.children:
             if rule.when is not None and not rule.when(scope):
                 continue
             child, rendered[rule.id] = self._render_child(table, rule, resource, scope, namespace)
+            identity = (rule.api_version.rpartition("/")[0], rule.kind, child.name)
+            if identity in made:  # two rules would write one object and undo each other, pass after pass
+                raise InvalidSpec([SpecProblem(
+                    f"children[{rule.id}].name",
+                    f"{rule.kind} {child.name} is also made by children[{made[identity]}]; one object cannot be two children",
+                )])
+            made[identity] = rule.id
             children.append(child)
         # Kept with the rendering for status and live checks, packed like the children themselves.
         scope["children"] = PackedBodies((child.id, child.packed) for child in children)

@@ -16,10 +16,11 @@ the compiled :class:`RuleSet`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
@@ -255,6 +256,7 @@ class ChildRule:
     create_if: Condition | None = None  # made only when this holds of the live children (then kept)
     immutable: tuple[Path, ...] = ()  # fields the API server refuses to change
     recreate: bool = False  # an immutable field that must change: delete and create again
+    when_text: str = ""  # the condition as written: two children under the same one both render
 
 
 @dataclass(frozen=True)
@@ -484,8 +486,13 @@ def load_rules(directory: str | os.PathLike[str], *, schemas: KindSchemas | None
             problems.extend(error.problems)
     if problems:
         raise TableError(problems)
+
+    def locate(file: str, rule: str) -> str:
+        line = line_of(nodes.get(file), rule)
+        return f"{file}:{line}" if line else file
+
     try:
-        return compile_rules(documents, schemas=schemas)
+        return compile_rules(documents, schemas=schemas, locate=locate)
     except TableError as error:
         located = []
         for file, rule, reason in error.problems:
@@ -494,8 +501,14 @@ def load_rules(directory: str | os.PathLike[str], *, schemas: KindSchemas | None
         raise TableError(located) from None
 
 
-def compile_rules(documents: Iterable[tuple[str, Any]], *, schemas: KindSchemas | None = None) -> RuleSet:
-    """Compile already-parsed table documents (``(file name, document)`` pairs)."""
+def compile_rules(
+    documents: Iterable[tuple[str, Any]],
+    *,
+    schemas: KindSchemas | None = None,
+    locate: Callable[[str, str], str] | None = None,
+) -> RuleSet:
+    """Compile already-parsed table documents (``(file name, document)`` pairs); ``locate``
+    turns a file and a rule into ``file:line`` for messages that point at another place."""
     problems: list[tuple[str, str, str]] = []
     tables: dict[str, Table] = {}
     files: list[str] = []
@@ -512,6 +525,7 @@ def compile_rules(documents: Iterable[tuple[str, Any]], *, schemas: KindSchemas 
         tables[table.kind] = table
     if not problems:
         problems.extend(_check_references(tables))
+        problems.extend(_check_collisions(tables, locate or (lambda file, rule: file)))
     if problems:
         raise TableError(problems)
     notes = tuple(note for table in tables.values() for note in table.notes)
@@ -849,10 +863,13 @@ class _TableCompiler:
         table_labels = self.labels("labels", doc.get("labels", {}))
 
         children = []
-        for child in doc["children"]:
+        for index, child in enumerate(doc["children"]):
             rule = f"children[{child['id']}]"
-            if child["id"] in self.child_ids:
-                self.fail(rule, f"child id {child['id']} is used twice")
+            if child["id"] in [c.get("id") for c in doc["children"][:index]]:
+                # Named by position, so that the problem points at the duplicate, not the first;
+                # the duplicate is not compiled further: what refers to the id means the first.
+                self.fail(f"children[{index}] (id {child['id']})", f"the id {child['id']} is already used by an earlier child")
+                continue
             name = self.template(f"{rule}.name", child["name"])
             when = self.condition(f"{rule}.when", child["when"], children=True) if "when" in child else None
             patches = []
@@ -901,6 +918,7 @@ class _TableCompiler:
                         else None,
                         immutable=tuple(immutable),
                         recreate=child.get("onImmutableChange") == "recreate",
+                        when_text=json.dumps(child.get("when"), sort_keys=True),
                     )
                 )
             self.child_ids.append(child["id"])
@@ -1014,4 +1032,37 @@ def _check_references(tables: Mapping[str, Table]) -> list[tuple[str, str, str]]
                 problems.append(
                     (table.file, rule, f"path {format_path(path)}: {ref.kind} exports no value {path[2]!r}")
                 )
+    return problems
+
+
+def _name_shape(rule: ChildRule) -> tuple[str, ...]:
+    """A child's name with every placeholder blanked: two names of one shape differ only in
+    values, which nothing stops from being equal (``eevee-{metadata.name}`` and ``eevee-{spec.x}``)."""
+    return tuple("" if isinstance(part, tuple) else part for part in rule.name.parts)
+
+
+def _check_collisions(tables: Mapping[str, Table], locate: Callable[[str, str], str]) -> list[tuple[str, str, str]]:
+    """Refuse two children that surely make the same object: the same group and kind, names of
+    the same shape, and (within one table) the same condition. Across tables, resources of two
+    kinds may share a name, so conditions cannot keep them apart. What only may collide is
+    refused per resource at render time (``Renderer``)."""
+    problems = []
+    seen: list[tuple[Table, ChildRule]] = []
+    for table in tables.values():
+        for rule in table.children:
+            group = rule.api_version.rpartition("/")[0]
+            for other_table, other in seen:
+                same_object = (other.kind == rule.kind and other.api_version.rpartition("/")[0] == group
+                               and _name_shape(other) == _name_shape(rule))
+                if not same_object or (other_table is table and other.when_text != rule.when_text):
+                    continue
+                where = locate(other_table.file, f"children[{other.id}]")
+                whose = "" if other_table is table else f" of the {other_table.kind} table"
+                names = (f"both are named {rule.name.text!r}" if rule.name.text == other.name.text
+                         else f"names {rule.name.text!r} and {other.name.text!r} differ only in their placeholders")
+                when = " under the same condition" if other_table is table else ""
+                problems.append((table.file, f"children[{rule.id}]",
+                                 f"makes the same {rule.kind} as children[{other.id}]{whose} ({where}): {names}{when}"))
+                break
+            seen.append((table, rule))
     return problems

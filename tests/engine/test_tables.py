@@ -353,8 +353,8 @@ def test_yaml_syntax_errors_name_file_and_line(tmp_path):
         (
             "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}\n- {id: cm, apiVersion: v1, kind: Secret, name: b}",
             "",
-            "children[cm]",
-            "used twice",
+            "children[1] (id cm)",
+            "the id cm is already used by an earlier child",
         ),
         (
             "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}",
@@ -449,7 +449,7 @@ def test_references_to_unknown_kinds_values_from_refs_and_missing_exports_are_re
       - id: cm
         apiVersion: v1
         kind: ConfigMap
-        name: "{metadata.name}"
+        name: "b-{metadata.name}"
         patches: [{toFieldPath: "data[x]", fromFieldPath: refs.a.x}]
     """
     assert any("no table is loaded for kind B; a reference to another kind needs its apiVersion" in why for _, _, why in refused(a))
@@ -463,3 +463,90 @@ def test_references_to_unknown_kinds_values_from_refs_and_missing_exports_are_re
 
 def test_the_shipped_tables_load(rules):
     assert set(rules.tables) == {"BotModule", "IpcConfig", "S3Store", "BackupSchedule", "BackupRestore"}
+
+
+# --- two children, one object (issue 26) --------------------------------------------------
+
+TWO_CONFIGS = """\
+resource: {apiVersion: example.org/v1, kind: Widget, plural: widgets}
+schema:
+  text: {type: string}
+  other: {type: string}
+children:
+  - id: config
+    apiVersion: v1
+    kind: ConfigMap
+    name: "w-{metadata.name}-config"
+    when: {set: spec.text}
+    patches: [{toFieldPath: "data[a]", fromFieldPath: spec.text}]
+  - id: extra
+    apiVersion: v1
+    kind: ConfigMap
+    name: "w-{NAME}-config"
+    when: {set: spec.text}
+    patches: [{toFieldPath: "data[b]", fromFieldPath: spec.text}]
+"""
+
+
+def refused_files(tmp_path, **files):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(TableError) as caught:
+        load_rules(tmp_path)
+    return [(where.replace(str(tmp_path) + "/", ""), rule, reason.replace(str(tmp_path) + "/", ""))
+            for where, rule, reason in caught.value.problems]
+
+
+def test_two_children_with_one_name_are_refused_with_the_line_of_both(tmp_path):
+    assert refused_files(tmp_path, **{"widget.yaml": TWO_CONFIGS.replace("{NAME}", "{metadata.name}")}) == [
+        ("widget.yaml:12", "children[extra]",
+         "makes the same ConfigMap as children[config] (widget.yaml:6): both are named 'w-{metadata.name}-config' under the same condition"),
+    ]
+
+
+def test_names_that_differ_only_in_their_placeholders_are_refused(tmp_path):
+    assert refused_files(tmp_path, **{"widget.yaml": TWO_CONFIGS.replace("{NAME}", "{spec.other}")}) == [
+        ("widget.yaml:12", "children[extra]",
+         "makes the same ConfigMap as children[config] (widget.yaml:6): names 'w-{spec.other}-config' and "
+         "'w-{metadata.name}-config' differ only in their placeholders under the same condition"),
+    ]
+
+
+def test_two_tables_whose_children_make_one_object_are_refused(tmp_path):
+    gadget = TWO_CONFIGS.replace("kind: Widget, plural: widgets", "kind: Gadget, plural: gadgets")
+    gadget = gadget[: gadget.index("  - id: extra")]
+    problems = refused_files(tmp_path, **{"gadget.yaml": gadget, "widget.yaml": TWO_CONFIGS.replace("{NAME}", "x-{metadata.name}")})
+    assert problems == [
+        ("widget.yaml:6", "children[config]",
+         "makes the same ConfigMap as children[config] of the Gadget table (gadget.yaml:6): both are named 'w-{metadata.name}-config'"),
+    ]
+
+
+def test_children_under_different_conditions_or_of_other_shapes_load():
+    exclusive = TWO_CONFIGS.replace("{NAME}", "{metadata.name}").replace(
+        "when: {set: spec.text}\n    patches: [{toFieldPath: \"data[b]\"", "when: {unset: spec.text}\n    patches: [{toFieldPath: \"data[b]\"")
+    assert [c.id for c in load(exclusive).tables["Widget"].children] == ["config", "extra"]
+    assert [c.id for c in load(TWO_CONFIGS.replace("{NAME}", "{metadata.name}-extra")).tables["Widget"].children] == ["config", "extra"]
+
+
+def test_a_rendering_in_which_two_children_make_one_object_is_an_invalid_spec():
+    # Shapes differ, values meet: "w-a-x-config" is both children's name for this resource.
+    rules = load(TWO_CONFIGS.replace('"w-{metadata.name}-config"', '"w-{metadata.name}-x-config"').replace("{NAME}", "{spec.other}"))
+    assert [c.name for c in render(rules, resource({"text": "t", "other": "b"}, name="a")).children] == ["w-a-x-config", "w-b-config"]
+    with pytest.raises(InvalidSpec) as caught:
+        render(rules, resource({"text": "t", "other": "a-x"}, name="a"))
+    assert [(p.field, p.reason) for p in caught.value.problems] == [
+        ("children[extra].name", "ConfigMap w-a-x-config is also made by children[config]; one object cannot be two children"),
+    ]
+
+
+def test_a_duplicate_child_id_is_named_at_the_duplicate_without_follow_on_errors(tmp_path):
+    duplicate = TWO_CONFIGS.replace("id: extra", "id: config").replace("{NAME}", "{metadata.name}-extra") + """\
+status:
+  waitFor: [config]
+  patches:
+    - {toFieldPath: text, fromFieldPath: "live.config.data[a]"}
+"""
+    assert refused_files(tmp_path, **{"widget.yaml": duplicate}) == [
+        ("widget.yaml:12", "children[1] (id config)", "the id config is already used by an earlier child"),
+    ]
