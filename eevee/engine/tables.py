@@ -868,7 +868,8 @@ class _TableCompiler:
             if child["id"] in [c.get("id") for c in doc["children"][:index]]:
                 # Named by position, so that the problem points at the duplicate, not the first;
                 # the duplicate is not compiled further: what refers to the id means the first.
-                self.fail(f"children[{index}] (id {child['id']})", f"the id {child['id']} is already used by an earlier child")
+                duplicate = child["id"]
+                self.fail(f"children[{index}] (id {duplicate})", f"the id {duplicate} is already used by an earlier child")
                 continue
             name = self.template(f"{rule}.name", child["name"])
             when = self.condition(f"{rule}.when", child["when"], children=True) if "when" in child else None
