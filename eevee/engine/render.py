@@ -377,7 +377,8 @@ class Renderer:
             identity = (rule.api_version.rpartition("/")[0], rule.kind, child.name)
             if identity in made:  # two rules would write one object and undo each other, pass after pass
                 why = f"{rule.kind} {child.name} is also made by children[{made[identity]}]"
-                raise InvalidSpec([SpecProblem(f"children[{rule.id}].name", f"{why}; one object cannot be two children")])
+                problem = SpecProblem(f"children[{rule.id}].name", f"{why}; one object cannot be two children")
+                raise InvalidSpec([problem])
             made[identity] = rule.id
             children.append(child)
         # Kept with the rendering for status and live checks, packed like the children themselves.

@@ -869,7 +869,9 @@ class _TableCompiler:
                 # Named by position, so that the problem points at the duplicate, not the first;
                 # the duplicate is not compiled further: what refers to the id means the first.
                 duplicate = child["id"]
-                self.fail(f"children[{index}] (id {duplicate})", f"the id {duplicate} is already used by an earlier child")
+                self.fail(
+                    f"children[{index}] (id {duplicate})", f"the id {duplicate} is already used by an earlier child"
+                )
                 continue
             name = self.template(f"{rule}.name", child["name"])
             when = self.condition(f"{rule}.when", child["when"], children=True) if "when" in child else None
