@@ -72,13 +72,20 @@ class Scale:
                                  leader_election=False, poll_interval=3600)
         self.metrics = Metrics()
         kube = Kube(kubeconfig_connection(self.standin.kubeconfig), observe=self.metrics.observe_kube)
+        self.kube = kube
         self.runner = Runner(self.settings, kube, self.metrics, RulesSource(self.settings.rules_dir, self.metrics), identity="bench")
+        # The informers list every kind into the cache and follow it; the loop itself is not
+        # started: the benchmarks run its passes.
+        self.runner.start_threads()
+        assert self.runner.wait_for_cache(60 + count * 0.05), "the cache did not sync"
         # Converge: create the children, then record the Deployments' readiness in status.
         for _ in range(3):
             self.runner.full_pass()
             time.sleep(0.2)
 
     def close(self) -> None:
+        self.runner.shutdown()
+        self.runner.join()
         self.standin.stop()
 
 

@@ -153,6 +153,17 @@ class Metrics:
             ["kind", "reason"],
             registry=r,
         )
+        self.relists = Counter(
+            "eevee_operator_relists_total",
+            "Kinds listed whole, by kind and reason: initial, expired (410 Gone), resync.",
+            ["kind", "reason"],
+            registry=r,
+        )
+        self.cache_synced = Gauge(
+            "eevee_operator_cache_synced",
+            "1 once every kind the rule tables read has been listed into the cache.",
+            registry=r,
+        )
         self.resources = ResourceGauges()
         r.register(self.resources)
 

@@ -48,6 +48,12 @@ class Settings:
     identity: str = ""
     rate_limit: float = 10.0  # HTTP API requests per second per client
     rate_burst: int = 20
+    # A watch that sends no byte (no event, no bookmark: a real server sends one a minute) for this
+    # long is stalled: it is closed and resumed from its last resourceVersion.
+    watch_silence: float = 100.0
+    # The informers' safety net against missed events: each kind is listed again after this many
+    # seconds (jittered, up to +25%, each kind at its own time); 0: never.
+    resync_interval: float = 3600.0
 
     @property
     def all_namespaces(self) -> bool:
@@ -138,4 +144,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         identity=env.get("POD_NAME") or env.get("HOSTNAME") or "",
         rate_limit=_number(env, "HTTP_API_RATE_LIMIT", 10.0, minimum=0.1),
         rate_burst=int(_number(env, "HTTP_API_RATE_BURST", 20, minimum=1)),
+        watch_silence=_watch_silence(env),
+        resync_interval=_resync(env),
     )
+
+
+def _watch_silence(env: Mapping[str, str]) -> float:
+    value = _number(env, "WATCH_SILENCE_SECONDS", 100.0, minimum=1.0)
+    if value > 120:
+        raise SettingsError(f"WATCH_SILENCE_SECONDS={value:g} is more than 120: a stalled watch would stay unnoticed")
+    return value
+
+
+def _resync(env: Mapping[str, str]) -> float:
+    value = _number(env, "RESYNC_SECONDS", 3600.0, minimum=0.0)
+    if 0 < value < 60:
+        raise SettingsError(f"RESYNC_SECONDS={value:g} is below 60 (0 turns the resync off)")
+    return value

@@ -105,6 +105,8 @@ class Faults:
         self.watch_generation = 0  # bumped by cut_watches(); open watches end when it changes
         self.garbage: bytes | None = None  # garble_watches(): sent once on every open watch
         self.garble_generation = 0
+        self.freeze_generation = 0  # bumped by freeze_watches(): watches open then go silent
+        self.frozen = threading.Event()  # set while frozen watches must stay silent
 
     def inject(
         self,
@@ -167,6 +169,17 @@ class Faults:
         with self._lock:
             self.garbage = garbage
             self.garble_generation += 1
+
+    def freeze_watches(self) -> None:
+        """Every watch stream open now stops sending anything, events and bookmarks alike, and
+        keeps its connection open: a dead NAT entry or a hung load balancer. Watches opened later
+        work. thaw_watches() (or stopping the server) lets the frozen ones end."""
+        with self._lock:
+            self.freeze_generation += 1
+            self.frozen.set()
+
+    def thaw_watches(self) -> None:
+        self.frozen.clear()
 
     def pause(self) -> None:
         """Hold every request until resume() (as if the API server hung)."""

@@ -733,6 +733,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
         garbled = standin.faults.garble_generation
+        frozen_at = standin.faults.freeze_generation
+        bookmarks = standin.bookmark_interval if query.get("allowWatchBookmarks") == "true" else None
+
+        def hang_while_frozen() -> bool:
+            """A frozen stream sends nothing and keeps the connection, until thawed or stopped."""
+            if standin.faults.freeze_generation == frozen_at:
+                return False
+            while standin.faults.frozen.is_set() and not standin.stopping.is_set() and not stop.is_set():
+                standin.stopping.wait(0.1)
+            return True
 
         def garble() -> None:
             nonlocal garbled
@@ -745,15 +755,22 @@ class Handler(BaseHTTPRequestHandler):
             for event in initial:
                 chunk(event)
             try:
-                for type_, obj in store.watch(route.rt, route.namespace, match, since, stop=stop, timeout=timeout):
-                    if standin.faults.watch_generation != generation:
+                events = store.watch(
+                    route.rt, route.namespace, match, since, stop=stop, timeout=timeout, bookmark_every=bookmarks
+                )
+                for type_, obj in events:
+                    if standin.faults.watch_generation != generation or hang_while_frozen():
+                        self.close_connection = True
                         break
                     garble()
+                    if type_ == "BOOKMARK":
+                        metadata = {"resourceVersion": obj["resourceVersion"]}
+                        obj = {"kind": route.rt.kind, "apiVersion": route.rt.api_version, "metadata": metadata}
                     chunk({"type": type_, "object": obj})
             except ApiError as error:
                 chunk({"type": "ERROR", "object": error.status()})
-            if standin.faults.watch_generation != generation:
-                self.close_connection = True  # a cut watch: the connection drops mid-stream
+            if standin.faults.watch_generation != generation or self.close_connection:
+                self.close_connection = True  # a cut or frozen watch: the connection drops mid-stream
                 return
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
@@ -820,9 +837,11 @@ class StandIn:
         history: int = 100_000,
         namespaces: tuple[str, ...] = ("default", "kube-system"),
         directory: str | os.PathLike[str] | None = None,
+        bookmark_interval: float = 60.0,
     ) -> None:
         self.host = host
         self.requested_port = port
+        self.bookmark_interval = bookmark_interval  # a BOOKMARK this often on watches that ask for them
         self.token = token or secrets.token_urlsafe(24)
         self.registry = Registry()
         self.store = Store(self.registry, history=history)
@@ -865,6 +884,7 @@ class StandIn:
     def stop(self) -> None:
         self.stopping.set()
         self.faults.resume()
+        self.faults.thaw_watches()
         with self._watch_lock:
             for stop in self._watches:
                 stop.set()
@@ -883,6 +903,13 @@ class StandIn:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def freeze_watches(self) -> None:
+        """Every open watch goes silent with its connection open (faults.freeze_watches)."""
+        self.faults.freeze_watches()
+
+    def thaw_watches(self) -> None:
+        self.faults.thaw_watches()
 
     def cut_watches(self) -> None:
         """Drop every open watch connection now, mid-stream (clients see the connection end)."""

@@ -581,10 +581,16 @@ class Store:
         *,
         stop: threading.Event,
         timeout: float,
+        bookmark_every: float | None = None,
     ) -> Iterator[tuple[str, Obj]]:
-        """Events after resourceVersion ``since``; 410 Gone when the history no longer has them."""
+        """Events after resourceVersion ``since``; 410 Gone when the history no longer has them.
+
+        With ``bookmark_every``, a ``BOOKMARK`` (its object: ``{"resourceVersion": ...}``) comes at
+        that interval, events or not, as kube-apiserver's watch cache sends one a minute to watchers
+        that ask (``allowWatchBookmarks``; ``defaultBookmarkFrequency`` in k8s.io/apiserver's cacher)."""
         key = (rt.group, rt.plural)
         deadline = _monotonic() + timeout
+        next_bookmark = _monotonic() + bookmark_every if bookmark_every else None
         position = since
         with self.lock:
             if since < self.compacted:
@@ -596,7 +602,7 @@ class Store:
                 if remaining <= 0:
                     return
                 if self.rv <= position:
-                    self.changed.wait(min(remaining, 0.5))
+                    self.changed.wait(min(remaining, 0.5, *([max(0.0, next_bookmark - _monotonic())] if next_bookmark else [])))
                 if position < self.compacted:
                     raise ApiError(410, "Expired", f"too old resource version: {position} ({self.compacted + 1})")
                 for event in self.events[bisect.bisect_right(self.event_rvs, position) :]:
@@ -613,6 +619,9 @@ class Store:
                         batch.append((event.type, event.obj))
                 position = max(position, self.rv)
             yield from batch
+            if next_bookmark is not None and _monotonic() >= next_bookmark:
+                next_bookmark = _monotonic() + (bookmark_every or 0.0)
+                yield "BOOKMARK", {"resourceVersion": str(position)}
 
     def close(self) -> None:
         with self.lock:

@@ -76,6 +76,8 @@ def make_app(settings: Settings, kube: Kube, metrics: Metrics, runner: Any) -> b
             "ready": state.ready,
             "leader": state.leader,
             "passes": state.passes,
+            # Every kind the tables read has been listed into the watch-fed cache.
+            "cacheSynced": state.cache_synced,
             "rulesValid": state.rules_valid,
             # Kinds the tables use that cannot be listed: those resources are not reconciled.
             "unavailableKinds": state.unavailable_kinds,

@@ -398,6 +398,16 @@ class RuleSet:
                 seen[(child.api_version, child.kind)] = None
         return list(seen)
 
+    def referenced_kinds(self) -> list[tuple[str, str]]:
+        """Every (apiVersion, kind) a table references that has no table of its own (a Secret):
+        the operator keeps these in its cache too, whole, as it cannot select them by label."""
+        seen: dict[tuple[str, str], None] = {}
+        for table in self.tables.values():
+            for ref in table.references:
+                if ref.kind not in self.tables and ref.api_version:
+                    seen[(ref.api_version, ref.kind)] = None
+        return list(seen)
+
 
 # --- loading -------------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ MERGE_PATCH = "application/merge-patch+json"
 # folded into the snapshot before the next is read); 100 costs ~10 requests per kind at
 # 1,000 modules, which the steady-pass benchmark holds against a plain-HTTP floor.
 PAGE_SIZE = 100
+CONNECT_TIMEOUT = 10.0  # seconds to open a connection to the API server
 
 
 class KubeError(Exception):
@@ -140,6 +141,7 @@ class Kube:
         content_type: str = "application/json",
         stream: bool = False,
         timeout: float | None = None,
+        read_timeout: float | None = None,
     ) -> Any:
         started = time.monotonic()
         code = 0
@@ -158,7 +160,11 @@ class Kube:
                 url,
                 body=None if body is None else orjson.dumps(body),
                 headers=headers,
-                timeout=urllib3.Timeout(total=timeout or self.timeout),
+                # A connect timeout and a read timeout on every request; a stream (a watch) has no
+                # total: its read timeout is the longest silence it may keep.
+                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=read_timeout)
+                if stream
+                else urllib3.Timeout(total=timeout or self.timeout, connect=CONNECT_TIMEOUT),
                 preload_content=not stream,
             )
             code = response.status
@@ -185,6 +191,7 @@ class Kube:
         namespace: str | None,
         *,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         page_size: int = PAGE_SIZE,
     ) -> tuple[list[dict[str, Any]], str]:
         """Every object (all pages), with apiVersion/kind filled in, and the list's resourceVersion."""
@@ -196,6 +203,8 @@ class Kube:
             query: list[tuple[str, Any]] = [("limit", page_size)]
             if label_selector:
                 query.append(("labelSelector", label_selector))
+            if field_selector:
+                query.append(("fieldSelector", field_selector))
             if token:
                 query.append(("continue", token))
             page = self._request("list", plural, "GET", resource_path(api_version, plural, namespace), query=query)
@@ -222,9 +231,14 @@ class Kube:
         *,
         resource_version: str,
         label_selector: str | None = None,
+        field_selector: str | None = None,
         timeout_seconds: int = 300,
+        silence: float = 100.0,
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Watch events from ``resource_version``; a 410 Gone arrives as KubeError(410)."""
+        """Watch events (BOOKMARKs included) from ``resource_version``; a 410 Gone arrives as
+        KubeError(410). A stream that sends no byte for ``silence`` seconds ends with
+        KubeError(0, "WatchSilent"): a real server sends a bookmark a minute, so a longer silence
+        is a stalled connection (a dead NAT entry, a hung proxy), never a quiet kind."""
         query: list[tuple[str, Any]] = [
             ("watch", "true"),
             ("resourceVersion", resource_version),
@@ -233,6 +247,8 @@ class Kube:
         ]
         if label_selector:
             query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         response = self._request(
             "watch",
             plural,
@@ -240,7 +256,7 @@ class Kube:
             resource_path(api_version, plural, namespace),
             query=query,
             stream=True,
-            timeout=timeout_seconds + 10,
+            read_timeout=silence,
         )
         with self._streams_lock:
             self._streams.add(response)
@@ -259,7 +275,11 @@ class Kube:
                             int(status.get("code") or 500), status.get("reason", "Error"), status.get("message", "")
                         )
                     yield event["type"], event["object"]
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as error:
+            raise KubeError(0, "WatchSilent", f"no byte for {silence:g}s: {type(error).__name__}") from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
+            if isinstance(error.__context__, (urllib3.exceptions.ReadTimeoutError, TimeoutError)):
+                raise KubeError(0, "WatchSilent", f"no byte for {silence:g}s: {type(error).__name__}") from None
             raise KubeError(0, "WatchEnded", f"{type(error).__name__}: {error}") from None
         except ValueError as error:
             # Bytes that are not an event (a garbled or cut stream): the watch ends here

@@ -1,35 +1,42 @@
-"""The operator's main loop: polling passes, watch wake-ups, retries, leadership, reloads.
+"""The operator's main loop: a watch-fed cache, polling passes over it, retries, leadership, reloads.
 
-- Every ``poll_interval`` a full pass lists everything again and reconciles every
-  resource, so drift is repaired even when nothing announces it.
-- Watches on the custom resources feed events to the loop; the resource they name
-  (and the resources that reference it) are reconciled at once against the last
-  snapshot, so a spec change reaches its children in milliseconds.
+- Informers (``informer.py``) list every kind the tables read once, then follow its watch;
+  the loop thread applies what they deliver to the cache (``Snapshot``). A pass reads nothing
+  from the API server: at rest the operator sends no request but its Lease.
+- Every ``poll_interval`` a full pass reconciles every resource from the cache, so drift is
+  repaired even if an event was missed (level-triggered, as a polling reconciler should be).
+- Events wake the loop: the resource they name (its owner, for a child; its readers, for a
+  referenced object) is reconciled at once, so a spec change reaches its children in
+  milliseconds.
 - A resource whose reconcile failed is retried with backoff, on its own.
-- Only the leader reconciles; the loop stops between two resources when asked to.
+- Only the leader reconciles; a standby keeps its cache current, so it takes over without a
+  list. The loop stops between two resources when asked to.
 
-All reconciling happens on the loop's thread; the watch threads only queue events.
+All reconciling happens on the loop's thread; the informer threads only deliver.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from eevee import __version__
 from eevee.engine.render import MANAGED_BY, MANAGED_BY_LABEL, RenderCache, status_inputs
 from eevee.engine.tables import RuleSet
-from eevee.kube.client import Kube, KubeError, plural_of
+from eevee.kube.client import Kube, plural_of
 from eevee.metrics import Metrics
 from eevee.operator.backoff import Backoff
 from eevee.operator.events import EventRecorder
+from eevee.operator.informer import Delivery, Event, Informer, Listed, Unavailable, WatchKey
 from eevee.operator.leader import LeaseElector
 from eevee.operator.reconciler import Outcome, Reconciler
 from eevee.operator.reload import RulesSource
-from eevee.operator.snapshot import Key, Obj, Snapshot, collect_frozen_garbage, key_of, take_snapshot
+from eevee.operator.snapshot import Key, Obj, Snapshot, collect_frozen_garbage, key_of, recorded_child_kinds
 from eevee.operator.workqueue import EventQueue
 from eevee.probes import ProbeRunner
 from eevee.settings import Settings
@@ -40,14 +47,9 @@ SETTLE_SECONDS = 0.02  # let a burst of watch events arrive before acting
 FOLLOW_RUNS = 3  # reconciles of one resource per batch, when what it reads keeps changing
 FULL_COLLECTION_PASSES = 10  # a full garbage collection, frozen lists included, every this many passes
 CHILD_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-
-
-class WatchKey(NamedTuple):
-    kind: str
-    api_version: str
-    plural: str
-    namespace: str | None
-    selector: str | None
+# Secrets Helm keeps its releases in (tens of KB each, a revision apiece) are never a reference:
+# the Secret informer leaves them out (a field selector kube-apiserver supports for Secrets).
+OTHER_FIELD_SELECTORS = {"Secret": "type!=helm.sh/release.v1"}
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Health:
     last_pass_seconds: float | None
     rules_valid: bool
     unavailable_kinds: dict[str, str]
+    cache_synced: bool
 
 
 class Runner:
@@ -76,20 +79,19 @@ class Runner:
             kube, metrics=metrics, events=self.events, operator_scope=settings.operator_scope(), probes=self.probes
         )
         self.cache = RenderCache()
-        self.snapshot = Snapshot()
-        self._snapshot_current = False
+        self.snapshot = Snapshot()  # the cache: kept current by the informers, never rebuilt
         self.backoff = Backoff()
-        self.pass_backoff = Backoff(base=1.0, cap=30.0)
         self.stop = threading.Event()
-        self.incoming = EventQueue()
+        self.incoming = EventQueue()  # watch events, one per object, the latest
+        self.lists: deque[Delivery] = deque()  # (re)lists and unavailable kinds, in order
         self.passes = 0
         self.last_pass_seconds: float | None = None
         self._pass_requested = True
         self._gauges: dict[Key, list[tuple[str, str, float]]] = {}
-        self._watch_versions: dict[tuple[str, str | None], str] = {}
         self._threads: list[threading.Thread] = []
         self._wanted: set[WatchKey] = set()
-        self._watching: set[WatchKey] = set()
+        self._informers: dict[WatchKey, Informer] = {}
+        self._synced: set[WatchKey] = set()  # listed (or found unavailable) at least once
         self._watch_lock = threading.Lock()
         self.elector: LeaseElector | None = None
         if settings.leader_election:
@@ -114,13 +116,29 @@ class Runner:
     def health(self) -> Health:
         standing_by = self.elector is not None and not self.leading and self.elector.in_touch
         return Health(
-            ready=(self.leading and self.passes > 0) or standing_by,
+            ready=(self.leading and self.passes > 0) or (standing_by and self.synced()),
             leader=self.leading,
             passes=self.passes,
             last_pass_seconds=self.last_pass_seconds,
             rules_valid=self.rules_source.valid,
             unavailable_kinds=dict(self.snapshot.unavailable),
+            cache_synced=self.synced(),
         )
+
+    def wait_for_cache(self, timeout: float) -> bool:
+        """Apply what the informers deliver until every kind is in the cache (for callers that
+        drive passes themselves, not through run(): the benchmarks); False at the deadline."""
+        deadline = time.monotonic() + timeout
+        while not self.synced() and time.monotonic() < deadline:
+            self.wake.wait(0.05)
+            self.wake.clear()
+            self._handle_events(reconcile=False)
+        return self.synced()
+
+    def synced(self) -> bool:
+        """Whether every kind the tables read has been listed into the cache."""
+        with self._watch_lock:
+            return self._wanted <= self._synced
 
     def _leadership_changed(self, leading: bool) -> None:
         self.metrics.leader.set(1 if leading else 0)
@@ -137,23 +155,55 @@ class Runner:
 
     def _wanted_watches(self) -> set[WatchKey]:
         scopes: list[str | None] = [None] if self.settings.all_namespaces else list(self.settings.watch_namespaces)
+        child_kinds = dict.fromkeys(self.rules.child_kinds())
+        # Kinds no table renders any more, that resources record they made: their objects are pruned.
+        child_kinds.update(dict.fromkeys(recorded_child_kinds(self.snapshot)))
         wanted: set[WatchKey] = set()
         for namespace in scopes:
             for table in self.rules.tables.values():
-                wanted.add(WatchKey(table.kind, table.api_version, table.plural, namespace, None))
+                wanted.add(WatchKey(table.kind, table.api_version, table.plural, namespace, None, None, "resource"))
             # Children too (label-selected), as controller-runtime's Owns(): a Deployment
             # becoming ready, or edited or deleted by someone, wakes its owner at once.
-            for api_version, kind in self.rules.child_kinds():
-                wanted.add(WatchKey(kind, api_version, plural_of(kind), namespace, CHILD_SELECTOR))
+            for api_version, kind in child_kinds:
+                wanted.add(WatchKey(kind, api_version, plural_of(kind), namespace, CHILD_SELECTOR, None, "child"))
+            # What tables reference and cannot select by label (a module's envSecret, an S3Store's
+            # credentials): a Secret made or changed later takes effect within seconds.
+            for api_version, kind in self.rules.referenced_kinds():
+                selector = OTHER_FIELD_SELECTORS.get(kind)
+                wanted.add(WatchKey(kind, api_version, plural_of(kind), namespace, None, selector, "other"))
         return wanted
 
     def _start_watches(self) -> None:
-        """Watch every kind the current tables use; a watch whose kind a reload dropped ends by itself."""
+        """An informer for every kind the current tables use; one whose kind a reload dropped ends by itself."""
         with self._watch_lock:
             self._wanted = self._wanted_watches()
-            for key in sorted(self._wanted - self._watching, key=repr):
-                self._watching.add(key)
-                self._spawn(f"watch-{key.plural}-{key.namespace or 'all'}", self._watch, key)
+            self._synced &= self._wanted
+            for key in sorted(self._wanted - set(self._informers), key=repr):
+                informer = Informer(
+                    self.kube,
+                    key,
+                    deliver=self.deliver,
+                    stop=self.stop,
+                    metrics=self.metrics,
+                    silence=self.settings.watch_silence,
+                    resync=self.settings.resync_interval,
+                    retry_unavailable=min(self.settings.poll_interval, 30.0),
+                    wanted=self._still_wanted,
+                )
+                self._informers[key] = informer
+                self._spawn(f"informer-{key.plural}-{key.namespace or 'all'}", self._run_informer, informer)
+
+    def _still_wanted(self, key: WatchKey) -> bool:
+        with self._watch_lock:
+            return key in self._wanted
+
+    def _run_informer(self, informer: Informer) -> None:
+        try:
+            informer.run()
+        finally:
+            with self._watch_lock:
+                if self._informers.get(informer.key) is informer:
+                    del self._informers[informer.key]
 
     def _spawn(self, name: str, target: Any, *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -164,7 +214,8 @@ class Runner:
         self.stop.set()
         self.wake.set()
         self.probes.close()
-        self.kube.close_streams()  # unblock the watch threads now rather than at their timeout
+        self.incoming.close()
+        self.kube.close_streams()  # unblock the informer threads now rather than at their timeout
 
     def join(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
@@ -196,17 +247,15 @@ class Runner:
             next_reload = now + RELOAD_CHECK_SECONDS
             self._reload()
         if not self.leading:
-            self._discard_events()
+            self._handle_events(reconcile=False)  # a standby keeps its cache current
             self.wake.wait(0.25)
             self.wake.clear()
             return next_pass, next_reload
-        if self._pass_requested or now >= next_pass:
-            if self.full_pass():
-                next_pass = time.monotonic() + self.settings.poll_interval
-            else:
-                next_pass = time.monotonic() + self.pass_backoff.failed("pass")
+        self._handle_events(reconcile=self.passes > 0)
+        if (self._pass_requested or now >= next_pass) and self.synced():
+            self.full_pass()
+            next_pass = time.monotonic() + self.settings.poll_interval
             self._pass_requested = False
-        self._handle_events()
         self._retry_due()
         deadlines = [next_pass, next_reload]
         retry = self.backoff.next_due()
@@ -221,36 +270,20 @@ class Runner:
     # --- passes --------------------------------------------------------------------
 
     def full_pass(self) -> bool:
+        """Reconcile every resource from the cache (no request but the writes it needs)."""
         started = time.monotonic()
-        unavailable = dict(self.snapshot.unavailable)
-        # The old lists go before the new ones come: holding both would double the memory of a pass.
-        self.snapshot = Snapshot()
-        self._snapshot_current = False
+        self._handle_events(reconcile=False)  # what the informers delivered is in before we start
         if self.passes % FULL_COLLECTION_PASSES == 0:
             collect_frozen_garbage()
-        try:
-            snapshot = take_snapshot(self.kube, self.rules, self.settings.watch_namespaces)
-        except KubeError as error:
-            self.snapshot.unavailable = unavailable
-            self.metrics.passes.labels("error").inc()
-            log.warning("listing failed; the pass is retried with backoff: %s", error)
-            return False
-        self.pass_backoff.succeeded("pass")
-        for kind, why in snapshot.unavailable.items():
-            if kind not in unavailable:
-                log.error("kind %s cannot be listed, resources needing it are marked: %s", kind, why)
-        for kind in {*snapshot.unavailable, *unavailable}:
-            self.metrics.kind_unavailable.labels(kind).set(1 if kind in snapshot.unavailable else 0)
-        self.snapshot = snapshot
-        self._snapshot_current = True
-        self._watch_versions.update(snapshot.versions)
-        # Events queued while listing stay: _handle_events skips those the lists already hold.
-        self._run(snapshot.sorted_keys(self.rules.kind_order()))
-        keys = set(snapshot.resources)
-        self.cache.retain(keys, set(snapshot.children))
+        self.snapshot.fetched.clear()  # objects of kinds no informer follows: read again this pass
+        self._run(self.snapshot.sorted_keys(self.rules.kind_order()))
+        keys = set(self.snapshot.resources)
+        self.cache.retain(keys, set(self.snapshot.children))
         self.backoff.forget(keys)  # type: ignore[arg-type]
         self._gauges = {k: v for k, v in self._gauges.items() if k in keys}
         self._publish()
+        # What the cache holds lives long: later collections need not walk it (see snapshot.py).
+        gc.freeze()
         self.last_pass_seconds = time.monotonic() - started
         self.metrics.pass_seconds.observe(self.last_pass_seconds)
         self.metrics.passes.labels("ok").inc()
@@ -313,7 +346,7 @@ class Runner:
         self.metrics.resources.replace(self._gauges)
 
     def _retry_due(self) -> None:
-        if not self._snapshot_current:
+        if self.passes == 0:
             return
         due = [key for key in self.backoff.due() if key in self.snapshot.resources]
         if not due:
@@ -321,104 +354,104 @@ class Runner:
         self._run(due)  # type: ignore[arg-type]
         self._publish()
 
-    # --- watch events ----------------------------------------------------------------
+    # --- what the informers deliver ------------------------------------------------------
 
-    def _watch(self, key: WatchKey) -> None:
-        kind, api_version, plural, namespace, selector = key
-        errors = Backoff(base=0.5, cap=10.0)
-        while not self.stop.is_set():
-            with self._watch_lock:
-                if key not in self._wanted:
-                    self._watching.discard(key)
-                    return
-            version = self._watch_versions.get((kind, namespace))
-            if version is None:
-                self.stop.wait(0.1)
-                continue
-            try:
-                for type_, obj in self.kube.watch(
-                    api_version,
-                    plural,
-                    namespace,
-                    resource_version=version,
-                    label_selector=selector,
-                    timeout_seconds=300,
-                ):
-                    errors.succeeded("watch")
-                    if self.stop.is_set():
-                        return
-                    version = obj.get("metadata", {}).get("resourceVersion", version)
-                    self._watch_versions[(kind, namespace)] = version
-                    if type_ in ("ADDED", "MODIFIED", "DELETED"):
-                        obj.setdefault("apiVersion", api_version)
-                        obj.setdefault("kind", kind)
-                        if type_ != "DELETED" and self._known(kind, obj):
-                            continue  # the echo of our own write: its answer is in the snapshot already
-                        self.incoming.put(key_of(obj), type_, obj)
-                        self.wake.set()
-                self.metrics.watch_restarts.labels(kind, "timeout").inc()
-            except Exception as error:  # a watch thread must never die
-                if not isinstance(error, KubeError):
-                    log.exception("unexpected error in the %s watch; it restarts", kind)
-                    error = KubeError(0, "InternalError", str(error))
-                elif error.reason == "BadWatchEvent":
-                    log.warning("the %s watch read a bad event and restarts from %s: %s", kind, version, error.message)
-                reason = "expired" if error.code == 410 else "error"
-                self.metrics.watch_restarts.labels(kind, reason).inc()
-                if error.code == 410:
-                    self._watch_versions.pop((kind, namespace), None)  # wait for a fresh list version
-                    self._pass_requested = True
-                    self.wake.set()
-                else:
-                    self.stop.wait(errors.failed("watch"))
+    def deliver(self, delivery: Delivery) -> None:
+        """Called on informer threads: queue a delivery for the loop and wake it."""
+        if isinstance(delivery, Event):
+            if delivery.type != "DELETED" and self._known(delivery.key.role, delivery.obj):
+                return  # the echo of our own write: its answer is in the cache already
+            self.incoming.put((delivery.key.role, *key_of(delivery.obj)), delivery.type, delivery.obj)
+        else:
+            self.lists.append(delivery)
+        self.wake.set()
 
-    def _known(self, kind: str, obj: Obj) -> bool:
-        """Whether the snapshot holds this version of the object or a newer one (read from a watch
+    def _known(self, role: str, obj: Obj) -> bool:
+        """Whether the cache holds this version of the object or a newer one (read from an informer
         thread: a dict lookup, safe under the GIL; at worst an event is queued that need not be)."""
         snapshot = self.snapshot
-        held = (snapshot.resources if kind in self.rules.tables else snapshot.children).get(key_of(obj))
-        return held is not None and not _newer(obj, held)
+        held = (snapshot.resources if role == "resource" else snapshot.children if role == "child" else snapshot.others)
+        found = held.get(key_of(obj))
+        return found is not None and not _newer(obj, found)
 
-    def _discard_events(self) -> None:
-        self.incoming.clear()
-
-    def _handle_events(self) -> None:
-        if not self._snapshot_current:
-            return  # no lists to act against (the last pass could not list): the next pass will
+    def _handle_events(self, *, reconcile: bool = True) -> None:
+        """Apply what the informers delivered to the cache; with ``reconcile``, reconcile whom it concerns."""
         keys: dict[Key, None] = {}
-        events, overflowed = self.incoming.drain()
-        if overflowed:
-            self._pass_requested = True  # events were dropped: list everything again, now
-            self.wake.set()
-        for type_, obj in events:
-            key = key_of(obj)
-            if type_ != "DELETED" and self._known(obj["kind"], obj):
-                continue  # the lists, or the answer to our own write, hold this version already
-            if obj["kind"] not in self.rules.tables:
+        while self.lists:
+            self._apply_list(self.lists.popleft(), keys)
+        for (role, *_), type_, obj in self.incoming.drain():
+            if role == "resource":
+                key = key_of(obj)
+                current = self.snapshot.resources.get(key)
+                if type_ == "DELETED":
+                    self.snapshot.drop_resource(key)
+                    self._gauges.pop(key, None)
+                elif current is not None and (not _newer(obj, current) or _older(obj, current)):
+                    continue  # what we hold is as new (the answer to our own write), or newer
+                else:
+                    self.snapshot.put_resource(obj)
+                    keys[key] = None
+            elif role == "child":
                 owner = self._child_event(type_, obj)
                 if owner is not None:
                     keys[owner] = None
-                continue
-            current = self.snapshot.resources.get(key)
-            if type_ == "DELETED":
-                self.snapshot.drop_resource(key)
-                self._gauges.pop(key, None)
-            elif current is not None and _older(obj, current):
-                continue  # an event older than what we already hold (e.g. our own status write)
+            elif type_ == "DELETED":
+                self.snapshot.drop_other(key_of(obj))
             else:
-                self.snapshot.put_resource(obj)
-                keys[key] = None
+                held = self.snapshot.others.get(key_of(obj))
+                if held is None or _newer(obj, held):
+                    self.snapshot.put_other(obj)
         for changed in self.snapshot.take_changed():  # e.g. modules reading their token Secret
             keys.update(dict.fromkeys(self.cache.readers(changed)))
         for changed in self.probes.take_changed():  # an S3 check that answered differently
             keys.update(dict.fromkeys(self.cache.readers(changed)))
-        if not keys:
+        if not keys or not reconcile:
             return
-        self._run(list(keys))
+        self._run([key for key in keys if key in self.snapshot.resources])
         self._publish()
 
+    def _apply_list(self, delivery: Delivery, keys: dict[Key, None]) -> None:
+        key = delivery.key
+        with self._watch_lock:
+            if key not in self._wanted:
+                return  # a kind a reload dropped
+            first = key not in self._synced
+            self._synced.add(key)
+        if isinstance(delivery, Unavailable):
+            if key.kind not in self.snapshot.unavailable:
+                log.error("kind %s cannot be listed, resources needing it are marked: %s", key.kind, delivery.why)
+                self.snapshot.unavailable[key.kind] = delivery.why
+                self.metrics.kind_unavailable.labels(key.kind).set(1)
+                self._pass_requested = True  # those resources say so now
+            return
+        if self.snapshot.unavailable.pop(key.kind, None) is not None:
+            log.info("kind %s can be listed again", key.kind)
+            self.metrics.kind_unavailable.labels(key.kind).set(0)
+            self._pass_requested = True
+        assert isinstance(delivery, Listed)
+        before = set(self.snapshot.resources) if key.role == "resource" else set()
+        self.snapshot.replace(key.role, key.kind, key.namespace, delivery.items)
+        if first:
+            self.snapshot.take_changed()  # the first pass reconciles everything anyway
+            if key.role == "resource":
+                self._start_watches()  # child kinds recorded in the resources' status
+        elif key.role == "resource":  # a relist after 410: what changed meanwhile is reconciled
+            for changed in self.snapshot.changed:
+                if changed in self.snapshot.resources or changed in before:
+                    keys[changed] = None
+            for gone in before - set(self.snapshot.resources):
+                self._gauges.pop(gone, None)
+        elif key.role == "child":
+            for changed in list(self.snapshot.changed):
+                obj = self.snapshot.children.get(changed)
+                for ref in (obj or {}).get("metadata", {}).get("ownerReferences") or []:
+                    owner = self.snapshot.by_uid(ref.get("uid", ""))
+                    if owner is not None:
+                        keys[owner] = None
+        self.metrics.cache_synced.set(1 if self.synced() else 0)
+
     def _child_event(self, type_: str, obj: Obj) -> Key | None:
-        """Apply a child's event to the snapshot; return its owner's key (to reconcile)."""
+        """Apply a child's event to the cache; return its owner's key (to reconcile)."""
         key = key_of(obj)
         current = self.snapshot.children.get(key)
         if current is not None and _stale(obj, current):
@@ -442,7 +475,6 @@ class Runner:
             self.cache = RenderCache()
             # New tables may fix what failed: retry everything now, not after leftover backoff.
             self.backoff = Backoff()
-            self.pass_backoff.succeeded("pass")
             self._pass_requested = True
             self._start_watches()
 

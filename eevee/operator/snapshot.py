@@ -1,10 +1,12 @@
-"""What a poll pass knows about the cluster: one list per kind per watched namespace.
+"""What the operator knows about the cluster: a cache fed by one list per kind, then its watch.
 
-Listing whole kinds (children selected by the ``app.kubernetes.io/managed-by``
-label) costs a fixed number of requests per pass however many resources there are,
-and the indexes here answer every "does this child exist, who owns it" question
-without a per-object GET. Between passes the runner keeps the snapshot current
-with watch events and with the objects its own writes return.
+The runner's informers list each kind the tables read once (children selected by the
+``app.kubernetes.io/managed-by`` label, referenced kinds such as Secrets whole) and then follow
+its watch; the runner applies what they deliver here, on its loop thread, together with the
+objects its own writes return. The indexes answer every "does this child exist, who owns it,
+what does this Secret hold" question without a request: a pass at rest sends none.
+
+``take_snapshot`` lists everything at once, for one-shot commands (``eevee-operator diff``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class Snapshot:
     # Objects put or dropped since the runner last took them: a write's answer or an event.
     # The runner reconciles whoever read them (the watch drops the echo of our own writes).
     changed: dict[Key, None] = field(default_factory=dict)
+    # Referenced objects of kinds that are neither tables nor children (a module's envSecret, an
+    # S3Store's credentials), kept by their informers; cached says which (kind, namespace) are.
+    others: dict[Key, Obj] = field(default_factory=dict)
+    cached: set[tuple[str, str | None]] = field(default_factory=set)
 
     # --- custom resources ---
 
@@ -72,11 +78,14 @@ class Snapshot:
             yield self.resources[key]
 
     def fetch(self, kube: Kube, api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
-        """An object a table references: a listed child, else one GET per pass (None: absent)."""
+        """An object a table references: a child, else a cached object of a watched kind, else
+        (a kind no informer follows) one GET per pass (None: absent)."""
         key = (kind, namespace, name)
         found = self.children.get(key)
         if found is not None:
             return found
+        if (kind, namespace) in self.cached or (kind, None) in self.cached:
+            return self.others.get(key)
         if key not in self.fetched:
             try:
                 obj = kube.get(api_version, plural_of(kind), namespace, name)
@@ -111,6 +120,32 @@ class Snapshot:
             self._unindex(key, old)
             self.changed[key] = None
 
+    def put_other(self, obj: Obj) -> None:
+        key = key_of(obj)
+        self.others[key] = obj
+        self.changed[key] = None
+
+    def drop_other(self, key: Key) -> None:
+        if self.others.pop(key, None) is not None:
+            self.changed[key] = None
+
+    def replace(self, role: str, kind: str, namespace: str | None, items: list[Obj]) -> None:
+        """What a (re)list of a kind says: its objects replace the cache's (``namespace`` None: all).
+        Objects that differ from what was held are marked changed, those gone are dropped."""
+        held = self.resources if role == "resource" else self.children if role == "child" else self.others
+        if role == "other":
+            self.cached.add((kind, namespace))
+        listed = {key_of(item): item for item in items}
+        gone = [k for k in held if k[0] == kind and (namespace is None or k[1] == namespace) and k not in listed]
+        put = self.put_resource if role == "resource" else self.put_child if role == "child" else self.put_other
+        drop = self.drop_resource if role == "resource" else self.drop_child if role == "child" else self.drop_other
+        for key in gone:
+            drop(key)
+        for key, item in listed.items():
+            old = held.get(key)
+            if old is None or _later(item, old):  # an answer to our own write may be newer than the list
+                put(item)
+
     def take_changed(self) -> list[Key]:
         """The objects put or dropped since the last call."""
         changed, self.changed = list(self.changed), {}
@@ -128,6 +163,16 @@ class Snapshot:
         for kind, _, _ in list(self.resources) + list(self.children):
             counts[kind] = counts.get(kind, 0) + 1
         return counts
+
+
+def _later(item: Obj, held: Obj) -> bool:
+    """Whether ``item`` is a later version than ``held`` (resourceVersions that are not integers,
+    which no etcd-backed server issues, count as later when they differ)."""
+    new, old = item["metadata"].get("resourceVersion"), held["metadata"].get("resourceVersion")
+    try:
+        return int(new) > int(old)
+    except (TypeError, ValueError):
+        return new != old
 
 
 # A kind the API server does not serve (404: a typo in a table, a CRD not installed) or will not
@@ -211,6 +256,13 @@ def _take_snapshot(kube: Kube, rules: RuleSet, namespaces: tuple[str, ...]) -> S
 
 def _child_kinds(rules: RuleSet, snapshot: Snapshot) -> list[tuple[str, str]]:
     kinds = dict.fromkeys(rules.child_kinds())
+    kinds.update(dict.fromkeys(recorded_child_kinds(snapshot)))
+    return list(kinds)
+
+
+def recorded_child_kinds(snapshot: Snapshot) -> list[tuple[str, str]]:
+    """The (apiVersion, kind) of children the resources record in ``status.childKinds``."""
+    kinds: dict[tuple[str, str], None] = {}
     for resource in snapshot.resources.values():
         for recorded in (resource.get("status") or {}).get("childKinds") or []:
             api_version, _, kind = str(recorded).rpartition("/")
