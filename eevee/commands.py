@@ -247,7 +247,9 @@ ENVIRONMENT = """environment:
                                 the Secret and key those modules read the token from
   HTTP_API_RATE_LIMIT, HTTP_API_RATE_BURST
                                 per-client rate limit: requests a second, burst (default 10, 20)
-  POLL_INTERVAL_SECONDS         seconds between full passes (default 30)
+  POLL_INTERVAL_SECONDS         seconds between full passes over the cache (default 30)
+  WATCH_SILENCE_SECONDS         a watch silent this long is resumed (default 100, at most 120)
+  RESYNC_SECONDS                each kind is listed again this often, jittered (default 3600; 0: never)
   RULES_DIR                     rule tables directory (default: the bundled rules), reloaded on change
   LOG_LEVEL, LOG_FORMAT         DEBUG|INFO|WARNING|ERROR (default INFO); json|text (default json)
   LEADER_ELECTION               true: take a Lease before writing (default true)

@@ -22,7 +22,7 @@ VALUE_SETS = {
     "namespaces": {"watchNamespaces": ["bots", "more-bots"], "replicaCount": 2},
     "everywhere": {"watchNamespaces": ["*"], "serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}},
     "existing-token": {"apiToken": {"existingSecret": "my-token", "secretKey": "api"}, "serviceAccount": {"create": False, "name": "ops"}},
-    "tuned": {"operator": {"pollIntervalSeconds": 5, "logLevel": "DEBUG", "logFormat": "text", "leaderElection": False},
+    "tuned": {"operator": {"pollIntervalSeconds": 5, "watchSilenceSeconds": 60, "resyncSeconds": 0, "logLevel": "DEBUG", "logFormat": "text", "leaderElection": False},
               "image": {"repository": "registry.example.org/eevee-operator", "tag": "9.9.9"}, "nodeSelector": {"pool": "bots"}},
 }
 
@@ -79,6 +79,7 @@ def test_the_operator_pod_runs_restricted_with_probes_and_every_setting():
     assert container["resources"]["requests"]
     assert container["image"] == "registry.example.org/eevee-operator:9.9.9"
     env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["WATCH_SILENCE_SECONDS"] == "60" and env["RESYNC_SECONDS"] == "0"
     assert env["POLL_INTERVAL_SECONDS"] == "5" and env["LOG_LEVEL"] == "DEBUG" and env["LEADER_ELECTION"] == "false"
     assert env["EEVEE_OPERATOR_API_TOKEN"] == {"secretKeyRef": {"name": "eevee-operator-api-token", "key": "token"}}
     for setting in ("NAMESPACE", "WATCH_NAMESPACES", "KUBE_IN_CLUSTER_CONFIG", "HTTP_API_PORT", "RULES_DIR", "LOG_FORMAT",

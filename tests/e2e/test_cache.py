@@ -15,6 +15,8 @@ from __future__ import annotations
 import time
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from tests.conftest import eventually
 from tests.e2e.test_backups import credentials, store
 from tests.e2e.test_reconcile import examples
@@ -104,3 +106,13 @@ def test_a_resync_lists_each_kind_again_at_its_own_time(cluster, start_operator,
     # Each informer draws its own time (spread over the kinds; at 3,600 s that is a 15-minute window).
     draws = {informer._next_resync() for informer in service.runner._informers.values()}
     assert len(draws) == len(service.runner._informers)
+
+
+def test_the_silence_bound_and_the_resync_are_checked_at_start():
+    from eevee.settings import SettingsError, load_settings
+
+    assert (load_settings({}).watch_silence, load_settings({}).resync_interval) == (100.0, 3600.0)
+    assert load_settings({"RESYNC_SECONDS": "0"}).resync_interval == 0
+    for env, words in (({"WATCH_SILENCE_SECONDS": "300"}, "more than 120"), ({"RESYNC_SECONDS": "10"}, "below 60")):
+        with pytest.raises(SettingsError, match=words):
+            load_settings(env)

@@ -196,5 +196,6 @@ def test_every_command_documents_its_options_and_run_its_environment():
         assert subprocess.run([sys.executable, "-m", "eevee", name, "--help"], capture_output=True, timeout=60).returncode == 0
     run = subprocess.run([sys.executable, "-m", "eevee", "run", "--help"], capture_output=True, text=True, timeout=60).stdout
     for variable in ("NAMESPACE", "WATCH_NAMESPACES", "KUBE_IN_CLUSTER_CONFIG", "HTTP_API_PORT", "EEVEE_OPERATOR_API_TOKEN",
-                     "POLL_INTERVAL_SECONDS", "RULES_DIR", "LOG_LEVEL", "LOG_FORMAT", "LEADER_ELECTION", "LEASE_DURATION_SECONDS"):
+                     "POLL_INTERVAL_SECONDS", "WATCH_SILENCE_SECONDS", "RESYNC_SECONDS", "RULES_DIR", "LOG_LEVEL",
+                     "LOG_FORMAT", "LEADER_ELECTION", "LEASE_DURATION_SECONDS"):
         assert variable in run
