@@ -78,9 +78,15 @@ class Scale:
         # started: the benchmarks run its passes.
         self.runner.start_threads()
         assert self.runner.wait_for_cache(60 + count * 0.05), "the cache did not sync"
-        # Converge: create the children, then record the Deployments' readiness in status.
-        for _ in range(3):
+        # Converge: create the children, then record the Deployments' readiness in status, until
+        # a pass (with every event in) writes nothing.
+        deadline = time.monotonic() + 60 + count * 0.1
+        while True:
+            mark = self.standin.log.mark()
             self.runner.full_pass()
+            if not self.standin.log.writes(mark):
+                break
+            assert time.monotonic() < deadline, "the benchmark cluster did not converge"
             time.sleep(0.2)
 
     def close(self) -> None:
