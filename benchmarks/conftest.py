@@ -56,6 +56,17 @@ def seeded_standin(count: int) -> Any:
     return standin
 
 
+def ready_resources(standin: Any) -> int:
+    """How many custom resources report Ready=True for their current generation."""
+    ready = 0
+    for obj in standin.objects("eevee.bot/v1", "BotModule") + standin.objects("eevee.bot/v1", "IpcConfig"):
+        status = obj.get("status") or {}
+        conditions = {c["type"]: c for c in status.get("conditions") or []}
+        if conditions.get("Ready", {}).get("status") == "True" and status.get("observedGeneration") == obj["metadata"]["generation"]:
+            ready += 1
+    return ready
+
+
 class Scale:
     """A stand-in holding ``count`` BotModules, and an operator loop (not started) that converged them."""
 
@@ -84,10 +95,13 @@ class Scale:
         while True:
             mark = self.standin.log.mark()
             self.runner.full_pass()
-            if not self.standin.log.writes(mark):
+            if not self.standin.log.writes(mark) and self.ready() == count + 1:
                 break
             assert time.monotonic() < deadline, "the benchmark cluster did not converge"
             time.sleep(0.2)
+
+    def ready(self) -> int:
+        return ready_resources(self.standin)
 
     def close(self) -> None:
         self.runner.shutdown()

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.conftest import FULL, NAMESPACE, ROOT, seeded_standin
+from benchmarks.conftest import FULL, NAMESPACE, ROOT, ready_resources, seeded_standin
 
 FIRST_INSTALL_RATIO = 1.2  # first-install peak / restart peak; it was 1.77 with the unbounded queue
 CHART_LIMIT_MB = 256 * 1.048576  # 256Mi in MB
@@ -46,14 +46,7 @@ class Cluster:
         self.standin = seeded_standin(count)
 
     def ready(self) -> int:
-        """How many custom resources report Ready=True for their current generation."""
-        ready = 0
-        for obj in self.standin.objects("eevee.bot/v1", "BotModule") + self.standin.objects("eevee.bot/v1", "IpcConfig"):
-            status = obj.get("status") or {}
-            conditions = {c["type"]: c for c in status.get("conditions") or []}
-            if conditions.get("Ready", {}).get("status") == "True" and status.get("observedGeneration") == obj["metadata"]["generation"]:
-                ready += 1
-        return ready
+        return ready_resources(self.standin)
 
     def operator(self) -> subprocess.Popen[bytes]:
         with socket.socket() as probe:  # a free port for its HTTP API, whose /metrics counts passes
