@@ -102,6 +102,9 @@ def test_metrics_contract(rules):
         "prometheus.io/scrape": "true",
         "prometheus.io/port": "9100",
         "prometheus.io/path": "/metrics",
+        # Grafana k8s-monitoring's autodiscovery, as the eevee bot's production cluster scrapes.
+        "k8s.grafana.com/scrape": "true",
+        "k8s.grafana.com/metrics.portNumber": "9100",
     }
 
 
