@@ -159,6 +159,12 @@ class Metrics:
             ["kind", "reason"],
             registry=r,
         )
+        self.paused = Gauge(
+            "eevee_operator_paused_resources",
+            "Resources whose children are not written while annotated eevee.bot/reconcile=paused, by kind.",
+            ["kind"],
+            registry=r,
+        )
         self.cache_synced = Gauge(
             "eevee_operator_cache_synced",
             "1 once every kind the rule tables read has been listed into the cache.",

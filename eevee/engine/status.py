@@ -74,8 +74,9 @@ def child_readiness(obj: Mapping[str, Any]) -> ChildState:
 
 
 class Problem(NamedTuple):
-    reason: str  # InvalidSpec, ReferenceNotFound, ReconcileFailed
+    reason: str  # InvalidSpec, ReferenceNotFound, ReconcileFailed, Paused
     message: str
+    event_type: str = "Warning"  # what its Event is: Normal for a state a user chose (Paused)
 
 
 def compute_status(

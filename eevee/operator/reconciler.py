@@ -120,8 +120,12 @@ class Reconciler:
             self._finish(kind, outcome, started)
             return outcome
         try:
-            self._children(resource, table, rendering, snapshot, outcome, where, renderer.cache)
             problem = None
+            if paused(resource):  # a person is debugging its children by hand: write none of them
+                outcome.result = "paused"
+                problem = PAUSED
+            else:
+                self._children(resource, table, rendering, snapshot, outcome, where, renderer.cache)
         except Refused as refusal:
             outcome.result = "invalid"
             problem = Problem(refusal.reason, refusal.message)
@@ -410,8 +414,9 @@ class Reconciler:
             and (old.get("reason"), old.get("message")) != (new["reason"], new["message"])
             and not self.dry_run
         ):
-            self.events.record(resource, "Warning", problem.reason, problem.message)
-            log.warning("%s: %s", problem.reason, problem.message, extra=where)
+            self.events.record(resource, problem.event_type, problem.reason, problem.message)
+            log.log(logging.WARNING if problem.event_type == "Warning" else logging.INFO, "%s: %s",
+                    problem.reason, problem.message, extra=where)
         if self.dry_run:
             outcome.writes.append(
                 PlannedWrite("status", resource["kind"], where["namespace"], where["resource_name"], status)
@@ -429,6 +434,22 @@ class Reconciler:
         snapshot.put_resource(updated)
         if old.get("status") != new["status"] or old.get("reason") != new["reason"]:
             log.info("Ready=%s (%s): %s", new["status"], new["reason"], new["message"], extra=where)
+
+
+# Like kro's kro.run/reconcile: suspended and Crossplane's crossplane.io/paused: a person stops the
+# operator writing a resource's children (to hand-edit a Deployment while debugging); its status
+# says so; removing the annotation converges at once (its watch event), and deletion still
+# cascades (garbage collection needs no write of ours).
+PAUSE_ANNOTATION = "eevee.bot/reconcile"
+PAUSED = Problem(
+    "Paused",
+    f"reconciliation is paused ({PAUSE_ANNOTATION}: paused): no child is written; remove the annotation to resume",
+    "Normal",
+)
+
+
+def paused(resource: Obj) -> bool:
+    return (resource["metadata"].get("annotations") or {}).get(PAUSE_ANNOTATION) == "paused"
 
 
 class Change(NamedTuple):

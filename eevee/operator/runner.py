@@ -34,7 +34,7 @@ from eevee.operator.backoff import Backoff
 from eevee.operator.events import EventRecorder
 from eevee.operator.informer import Delivery, Event, Informer, Listed, Unavailable, WatchKey
 from eevee.operator.leader import LeaseElector
-from eevee.operator.reconciler import Outcome, Reconciler
+from eevee.operator.reconciler import Outcome, Reconciler, paused
 from eevee.operator.reload import RulesSource
 from eevee.operator.snapshot import Key, Obj, Snapshot, collect_frozen_garbage, key_of, recorded_child_kinds
 from eevee.operator.workqueue import EventQueue
@@ -343,6 +343,12 @@ class Runner:
     def _publish(self) -> None:
         for kind, count in self.snapshot.count().items():
             self.metrics.managed.labels(kind).set(count)
+        held = dict.fromkeys(self.rules.tables, 0)
+        for (kind, _, _), resource in self.snapshot.resources.items():
+            if paused(resource):
+                held[kind] = held.get(kind, 0) + 1
+        for kind, count in held.items():
+            self.metrics.paused.labels(kind).set(count)
         self.metrics.resources.replace(self._gauges)
 
     def _retry_due(self) -> None:
