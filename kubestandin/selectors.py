@@ -80,8 +80,26 @@ def _field(obj: Mapping[str, Any], path: str) -> str:
     return str(node)
 
 
-def field_selector(text: str | None) -> Predicate:
-    """``metadata.name=x``, ``metadata.namespace!=y``, ``involvedObject.uid=...`` (any dotted path)."""
+# The fields each kind can be selected by, beside metadata.name and metadata.namespace (the
+# field label conversions of k8s.io/kubernetes pkg/apis/core/v1/conversion.go, apps/v1 and
+# batch/v1); any other label is a 400, "field label not supported". Custom resources: only the two.
+FIELD_LABELS: dict[str, frozenset[str]] = {
+    "Secret": frozenset({"type"}),
+    "Event": frozenset({"involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+                        "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+                        "reason", "reportingComponent", "source", "type"}),
+    "Pod": frozenset({"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+                      "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName"}),
+    "Namespace": frozenset({"status.phase"}),
+    "Node": frozenset({"spec.unschedulable"}),
+    "ReplicaSet": frozenset({"status.replicas"}),
+    "Job": frozenset({"status.successful"}),
+}
+
+
+def field_selector(text: str | None, kind: str | None = None) -> Predicate:
+    """``metadata.name=x``, ``metadata.namespace!=y``, ``involvedObject.uid=...``: with ``kind``,
+    only the field labels a real server supports for it (else SelectorError)."""
     if not text:
         return lambda obj: True
     tests: list[Predicate] = []
@@ -90,6 +108,9 @@ def field_selector(text: str | None) -> Predicate:
         if not m:
             raise SelectorError(f"invalid field selector: {part.strip()!r}")
         path, op, value = m.groups()
+        if kind is not None and path not in ("metadata.name", "metadata.namespace") and path not in FIELD_LABELS.get(kind, ()):
+            raise SelectorError(f'"{path}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+                                if kind not in FIELD_LABELS else f"field label not supported: {path}")
         if op == "!=":
             tests.append(lambda obj, p=path, v=value: _field(obj, p) != v)
         else:

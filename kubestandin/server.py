@@ -503,7 +503,7 @@ class Handler(BaseHTTPRequestHandler):
                 dry_run=dry_run,
             )
         if verb == "deletecollection":
-            match = self._match(query)
+            match = self._match(query, rt.kind)
             items, _ = store.list(rt, route.namespace, match)
             for item in items:
                 with contextlib.suppress(ApiError):  # deleted by someone else meanwhile
@@ -511,10 +511,10 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": {}, "items": items}
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
-    def _match(self, query: dict[str, str]) -> Any:
+    def _match(self, query: dict[str, str], kind: str | None = None) -> Any:
         try:
             labels = label_selector(query.get("labelSelector"))
-            fields = field_selector(query.get("fieldSelector"))
+            fields = field_selector(query.get("fieldSelector"), kind)
         except SelectorError as error:
             raise ApiError(400, "BadRequest", str(error)) from None
         return lambda obj: labels(obj) and fields(obj)
@@ -522,7 +522,7 @@ class Handler(BaseHTTPRequestHandler):
     def _list(self, route: Route, query: dict[str, str]) -> Any:
         store = self.server.standin.store
         rt = route.rt
-        match = self._match(query)
+        match = self._match(query, rt.kind)
         name = exact_name(query.get("fieldSelector"))
         if name is not None and route.namespace is not None:
             try:
@@ -683,7 +683,7 @@ class Handler(BaseHTTPRequestHandler):
     def _watch(self, route: Route, query: dict[str, str]) -> None:
         standin = self.server.standin
         store = standin.store
-        match = self._match(query)
+        match = self._match(query, route.rt.kind)
         timeout = float(query.get("timeoutSeconds") or 1800)
         since_text = query.get("resourceVersion") or ""
         generation = standin.faults.watch_generation

@@ -227,3 +227,22 @@ def test_unknown_paths_and_resources(standin):
         standin, "POST", f"/api/v1/namespaces/{NAMESPACE}/configmaps", body=None, content_type="application/json"
     )
     assert code == 400
+
+
+@pytest.mark.parametrize(
+    "kind_path, selector, code",
+    [
+        # k8s.io/kubernetes pkg/apis/core/v1/conversion.go: Secrets may be selected by type.
+        ("/api/v1/namespaces/eevee-bot/secrets", "type!=helm.sh/release.v1", 200),
+        ("/api/v1/namespaces/eevee-bot/events", "involvedObject.name=echo,reason=Created", 200),
+        ("/api/v1/namespaces/eevee-bot/configmaps", "metadata.name=a", 200),
+        # Any other field is refused (DefaultMetaV1FieldSelectorConversion, or the kind's own list).
+        ("/api/v1/namespaces/eevee-bot/configmaps", "data.k=v", 400),
+        ("/api/v1/namespaces/eevee-bot/secrets", "data.token=x", 400),
+    ],
+)
+def test_field_selectors_take_only_the_fields_a_real_server_supports(standin, kind_path, selector, code):
+    from urllib.parse import quote
+
+    got, body = raw(standin, "GET", f"{kind_path}?fieldSelector={quote(selector)}")
+    assert got == code, body
