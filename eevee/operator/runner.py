@@ -364,6 +364,8 @@ class Runner:
 
     def deliver(self, delivery: Delivery) -> None:
         """Called on informer threads: queue a delivery for the loop and wake it."""
+        if delivery.key not in self._wanted:
+            return  # an informer whose kind a reload dropped, until its watch ends
         if isinstance(delivery, Event):
             if delivery.type != "DELETED" and self._known(delivery.key.role, delivery.obj):
                 return  # the echo of our own write: its answer is in the cache already
