@@ -19,12 +19,10 @@ import threading
 from typing import Any
 
 from kubestandin import crds, quantity
+from kubestandin.names import DNS_1035, DNS_LABEL, DNS_SUBDOMAIN
 from kubestandin.registry import ResourceType
 from kubestandin.schema import Cause
 
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 _cluster_ips = itertools.count(10)
@@ -201,11 +199,11 @@ def default(rt: ResourceType, obj: dict[str, Any]) -> list[Cause]:
 
 def validate_name(rt: ResourceType, name: str) -> list[Cause]:
     if rt.kind in ("Service",):
-        ok, rule = _DNS_1035.match(name) and len(name) <= 63, "a DNS-1035 label"
+        ok, rule = DNS_1035.match(name) and len(name) <= 63, "a DNS-1035 label"
     elif rt.kind in ("Namespace",):
-        ok, rule = _DNS_LABEL.match(name) and len(name) <= 63, "a lowercase RFC 1123 label"
+        ok, rule = DNS_LABEL.match(name) and len(name) <= 63, "a lowercase RFC 1123 label"
     else:
-        ok, rule = _DNS_SUBDOMAIN.match(name) and len(name) <= 253, "a lowercase RFC 1123 subdomain"
+        ok, rule = DNS_SUBDOMAIN.match(name) and len(name) <= 253, "a lowercase RFC 1123 subdomain"
     if ok:
         return []
     return [

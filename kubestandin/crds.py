@@ -26,10 +26,9 @@ import re
 from typing import Any
 
 from kubestandin import cel, schema
+from kubestandin.names import DNS_1035, DNS_SUBDOMAIN
 from kubestandin.schema import Cause
 
-_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _TYPES = ("array", "boolean", "integer", "number", "object", "string")
 _COLUMN_TYPES = ("boolean", "date", "integer", "number", "string")
 _COLUMN_FORMATS = ("byte", "date", "date-time", "double", "float", "int32", "int64", "password")
@@ -86,7 +85,7 @@ def unsupported(field: str, value: Any, allowed: tuple[str, ...]) -> Cause:
 def _dns_1035(value: str) -> str | None:
     if len(value) > 63:
         return "must be no more than 63 characters"
-    if not _DNS_1035.match(value):
+    if not DNS_1035.match(value):
         return ("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
                 "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
                 "regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')")
@@ -96,7 +95,7 @@ def _dns_1035(value: str) -> str | None:
 def _dns_subdomain(value: str) -> str | None:
     if len(value) > 253:
         return "must be no more than 253 characters"
-    if not _DNS_SUBDOMAIN.match(value):
+    if not DNS_SUBDOMAIN.match(value):
         return ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
                 "and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
                 "validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
