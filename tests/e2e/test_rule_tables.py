@@ -105,3 +105,26 @@ def test_a_reload_resets_the_backoff_of_what_failed(cluster, start_operator, sta
     table.write_text(table.read_text() + "\n# an edit that fixes it\n")
     # at once: the 6th failure put the next attempt 8 to 16 s away, the reload check runs every 2 s
     eventually(lambda: cluster.exists("Deployment", "eevee-echo-module"), timeout=6)
+
+
+def test_a_rendering_in_which_two_children_meet_is_refused_for_that_resource_only(cluster, start_operator, tmp_path):
+    """Issue 26: names of different shapes that meet for one resource's values. That module gets
+    InvalidSpec naming both children and nothing of it is written; the others converge."""
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    table = rules / "botmodule.yaml"
+    extra = """
+  - id: notes
+    apiVersion: v1
+    kind: ConfigMap
+    name: "eevee-{spec.moduleName}-config"
+"""
+    table.write_text(table.read_text().replace("\nchildren:\n", "\nchildren:\n" + extra, 1))
+    start_operator(rules_dir=str(rules))
+    cluster.create(module("fine"))  # eevee-fine-config and eevee-fine-module-config
+    cluster.create(module("clash", moduleName="clash-module", moduleConfig="a: 1\n"))  # both eevee-clash-module-config
+    eventually(lambda: cluster.ready("BotModule", "fine"))
+    condition = eventually(lambda: (c := cluster.condition("BotModule", "clash")) and c.get("reason") == "InvalidSpec" and c)
+    assert "children[config].name" in condition["message"] and "children[notes]" in condition["message"]
+    assert not cluster.exists("Deployment", "eevee-clash-module")
+    assert not cluster.exists("ConfigMap", "eevee-clash-module-config")
