@@ -192,6 +192,7 @@ def default(rt: ResourceType, obj: dict[str, Any]) -> list[Cause]:
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
     elif kind == "Pod" and isinstance(obj.get("spec"), dict):
         _default_pod_spec(obj["spec"], "spec", causes)
+        obj.setdefault("status", {"phase": "Pending"})
     elif kind == "CustomResourceDefinition":
         crds.default(obj)
     return causes

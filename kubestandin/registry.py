@@ -26,6 +26,8 @@ class ResourceType:
     generation: bool = False  # metadata.generation is maintained
     # annotations count as a spec change for generation (Deployments, SPEC section 11)
     annotations_bump_generation: bool = False
+    # a write to the status subresource may change annotations too (Deployments)
+    status_writes_annotations: bool = False
     schema: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     printer_columns: tuple[dict[str, Any], ...] = field(default=(), compare=False, hash=False)
     rules: tuple[Any, ...] = field(default=(), compare=False, hash=False)  # the schema's CEL rules, compiled
@@ -83,7 +85,6 @@ BUILTINS: tuple[ResourceType, ...] = (
         "pod",
         short_names=("po",),
         categories=("all",),
-        read_only=True,
         subresources=("status",),
     ),
     ResourceType("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", short_names=("sa",)),
@@ -98,6 +99,18 @@ BUILTINS: tuple[ResourceType, ...] = (
         subresources=("status", "scale"),
         generation=True,
         annotations_bump_generation=True,
+        status_writes_annotations=True,
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        short_names=("rs",),
+        categories=("all",),
+        subresources=("status", "scale"),
+        generation=True,
     ),
     ResourceType(
         "batch", "v1", "Job", "jobs", "job", categories=("all",), subresources=("status",), generation=True

@@ -31,12 +31,13 @@ from urllib.parse import parse_qs, urlsplit
 from kubestandin import apply as ssa
 from kubestandin import patching, printing, protobuf
 from kubestandin.certs import certificate, server_context
-from kubestandin.controllers import DeploymentController, GarbageCollector
+from kubestandin.controllers import GarbageCollector
 from kubestandin.faults import Faults, Request, RequestLog, sleep_interruptibly
 from kubestandin.protobuf import ProtobufError
 from kubestandin.registry import Registry, ResourceType
 from kubestandin.selectors import SelectorError, exact_name, field_selector, label_selector
 from kubestandin.store import ApiError, Store, Validation, dumps
+from kubestandin.workloads import WorkloadController
 
 VERSION_INFO = {
     "major": "1",
@@ -848,8 +849,10 @@ class StandIn:
         self.log = RequestLog()
         self.faults = Faults()
         self.gc = GarbageCollector(self.store)
+        # The workload chain (Deployment -> ReplicaSet -> Pods, and a kubelet that runs them after
+        # deployment_delay seconds); None: no controller, Deployments never get a status.
         self.deployments = (
-            DeploymentController(self.store, self.registry, delay=deployment_delay or 0.0)
+            WorkloadController(self.store, self.registry, delay=deployment_delay or 0.0)
             if deployment_delay is not None
             else None
         )
@@ -903,6 +906,12 @@ class StandIn:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def pod_fault(self, namespace: str, deployment: str, mode: str | None, **details: Any) -> None:
+        """The simulated kubelet fails the Deployment's Pods: crashloop, image, config, unschedulable
+        (None: they run again). See kubestandin.workloads."""
+        assert self.deployments is not None, "this stand-in runs no workload controller"
+        self.deployments.pod_fault(namespace, deployment, mode, **details)
 
     def freeze_watches(self) -> None:
         """Every open watch goes silent with its connection open (faults.freeze_watches)."""

@@ -411,6 +411,10 @@ class Store:
                 else:
                     candidate.pop("status", None)
                 candidate["metadata"] = dict(old["metadata"])
+                if rt.status_writes_annotations and "annotations" in metadata:
+                    # apps/v1 deploymentStatusStrategy keeps spec and labels, not annotations: the
+                    # Deployment controller records deployment.kubernetes.io/revision this way.
+                    candidate["metadata"]["annotations"] = metadata["annotations"]
             else:
                 candidate = dict(new)
                 if has_status:
@@ -440,7 +444,7 @@ class Store:
             candidate = self._prepare(rt, candidate, old, validation)
             if candidate == old:
                 return old  # a no-op write: no new version, no event
-            if rt.generation and self._generation_changes(rt, old, candidate):
+            if rt.generation and subresource != "status" and self._generation_changes(rt, old, candidate):
                 candidate["metadata"]["generation"] = old["metadata"].get("generation", 1) + 1
             if dry_run:
                 return candidate

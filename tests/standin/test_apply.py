@@ -41,13 +41,17 @@ def apply(api, body, manager="helm", force=False, path=None):
     return call(api, "PATCH", path or deployments("web"), body, query=query, content_type=APPLY)
 
 
-def test_apply_creates_then_an_unchanged_apply_writes_nothing(api, standin):
-    created = apply(api, web())
-    assert created["metadata"]["uid"] and created["spec"]["replicas"] == 1
-    standin.log.clear()
-    again = apply(api, web())
-    assert again["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
-    assert client.AppsV1Api(api).read_namespaced_deployment("web", NAMESPACE).metadata.generation == 1
+def test_apply_creates_then_an_unchanged_apply_writes_nothing():
+    from kubestandin.server import StandIn
+
+    with StandIn(deployment_delay=None) as server:  # no controller writing the Deployment's status meanwhile
+        server.create_namespace(NAMESPACE)
+        with server.api_client() as api:
+            created = apply(api, web())
+            assert created["metadata"]["uid"] and created["spec"]["replicas"] == 1
+            again = apply(api, web())
+            assert again["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+            assert client.AppsV1Api(api).read_namespaced_deployment("web", NAMESPACE).metadata.generation == 1
 
 
 def test_a_field_dropped_from_the_configuration_is_removed_and_others_fields_survive(api):

@@ -391,11 +391,16 @@ def test_deleting_a_namespace_deletes_its_objects(api, standin):
     assert not core.list_config_map_for_all_namespaces(field_selector="metadata.namespace=scratch").items
 
 
-# --- the Deployment controller ---------------------------------------------------------------
+# --- the workload chain: kube-controller-manager and a kubelet ----------------------------------
 
 
-def test_deployment_controller_reports_readiness_and_creates_nothing(api, standin):
-    apps = client.AppsV1Api(api)
+def test_a_deployment_makes_a_replicaset_that_makes_running_pods(api, standin):
+    """kube-controller-manager's Deployment and ReplicaSet controllers: a ReplicaSet
+    ``<deployment>-<pod-template-hash>`` controlled by the Deployment, revision 1 on both; Pods
+    ``<replicaset>-<5 characters>`` controlled by the ReplicaSet; a kubelet makes them Running and
+    Ready and writes their status through the status subresource; the Deployment's status counts
+    them, and its generation is not raised by the controller's writes."""
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     apps.create_namespaced_deployment(NAMESPACE, deployment(replicas=2))
 
     def ready():
@@ -405,15 +410,99 @@ def test_deployment_controller_reports_readiness_and_creates_nothing(api, standi
     status = eventually(ready)
     assert status.updated_replicas == status.available_replicas == 2
     assert {c.type: c.status for c in status.conditions} == {"Available": "True", "Progressing": "True"}
-    assert client.CoreV1Api(api).list_namespaced_pod(NAMESPACE).items == []
+    web = apps.read_namespaced_deployment("web", NAMESPACE)
+    assert web.metadata.generation == 1 and web.metadata.annotations["deployment.kubernetes.io/revision"] == "1"
+    (rs,) = apps.list_namespaced_replica_set(NAMESPACE).items
+    hash_ = rs.metadata.labels["pod-template-hash"]
+    assert rs.metadata.name == f"web-{hash_}" and rs.metadata.annotations["deployment.kubernetes.io/revision"] == "1"
+    assert [(r.kind, r.name, r.controller) for r in rs.metadata.owner_references] == [("Deployment", "web", True)]
+    assert rs.spec.selector.match_labels == {"app": "web", "pod-template-hash": hash_}
+    pods = core.list_namespaced_pod(NAMESPACE).items
+    assert len(pods) == 2 and all(p.metadata.name.startswith(f"web-{hash_}-") and len(p.metadata.name) == len(rs.metadata.name) + 6 for p in pods)
+    for pod in pods:
+        assert [(r.kind, r.name) for r in pod.metadata.owner_references] == [("ReplicaSet", rs.metadata.name)]
+        assert pod.status.phase == "Running" and pod.status.start_time is not None
+        assert {c.type: c.status for c in pod.status.conditions} == {
+            "PodScheduled": "True", "Initialized": "True", "ContainersReady": "True", "Ready": "True"}
+        (container,) = pod.status.container_statuses
+        assert container.ready and container.restart_count == 0 and container.state.running.started_at
+
+    # A new template: a new ReplicaSet, revision 2; the old one is scaled to 0 and its Pods go.
+    apps.patch_namespaced_deployment("web", NAMESPACE, {"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.28"}]}}}})
+
+    def rolled():
+        sets = {r.metadata.name: r for r in apps.list_namespaced_replica_set(NAMESPACE).items}
+        new = [r for r in sets.values() if r.metadata.annotations["deployment.kubernetes.io/revision"] == "2"]
+        pods = core.list_namespaced_pod(NAMESPACE).items
+        return (len(sets) == 2 and new and sets[rs.metadata.name].spec.replicas == 0
+                and len(pods) == 2 and all(p.metadata.name.startswith(new[0].metadata.name) for p in pods) and new[0])
+
+    eventually(rolled)
+    assert apps.read_namespaced_deployment("web", NAMESPACE).metadata.annotations["deployment.kubernetes.io/revision"] == "2"
+    # Deleting the Deployment takes its ReplicaSets and their Pods (garbage collection).
+    apps.delete_namespaced_deployment("web", NAMESPACE)
+    eventually(lambda: not apps.list_namespaced_replica_set(NAMESPACE).items and not core.list_namespaced_pod(NAMESPACE).items)
+
+
+def test_a_pod_status_is_written_only_through_its_status_subresource(api, standin):
+    """kube-apiserver's podStrategy drops the status of a create or an update of the Pod (a new
+    Pod is Pending), and podStatusStrategy keeps everything but the status of a status write."""
+    core = client.CoreV1Api(api)
+    body = {"metadata": {"name": "p", "labels": {"a": "1"}}, "spec": {"containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running"}}
+    created = core.create_namespaced_pod(NAMESPACE, body)
+    assert created.status.phase == "Pending"
+    updated = core.patch_namespaced_pod("p", NAMESPACE, {"metadata": {"labels": {"a": "2"}}, "status": {"phase": "Failed"}})
+    assert updated.status.phase == "Pending" and updated.metadata.labels == {"a": "2"}
+    written = core.patch_namespaced_pod_status("p", NAMESPACE, {"metadata": {"labels": {"a": "3"}}, "status": {"phase": "Succeeded"}})
+    assert written.status.phase == "Succeeded" and written.metadata.labels == {"a": "2"}
+
+
+@pytest.mark.parametrize(
+    "mode, details, phase, waiting",
+    [
+        ("crashloop", {"exit_code": 137, "reason": "OOMKilled"}, "Running", "CrashLoopBackOff"),
+        ("image", {}, "Pending", ("ErrImagePull", "ImagePullBackOff")),
+        ("config", {"message": 'secret "creds" not found'}, "Pending", "CreateContainerConfigError"),
+        ("unschedulable", {}, "Pending", None),
+    ],
+)
+def test_the_kubelet_reports_what_goes_wrong_as_a_real_one_does(api, standin, mode, details, phase, waiting):
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    apps.create_namespaced_deployment(NAMESPACE, deployment(replicas=1))
+    eventually(lambda: apps.read_namespaced_deployment("web", NAMESPACE).status.ready_replicas == 1)
+    standin.pod_fault(NAMESPACE, "web", mode, **details)
+
+    def failing():
+        (pod,) = core.list_namespaced_pod(NAMESPACE).items
+        return pod.status.phase == phase and not any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []) and pod
+
+    pod = eventually(failing)
+    if mode == "unschedulable":
+        (scheduled,) = pod.status.conditions
+        assert (scheduled.type, scheduled.status, scheduled.reason) == ("PodScheduled", "False", "Unschedulable")
+    else:
+        state = pod.status.container_statuses[0].state.waiting
+        assert state.reason in ((waiting,) if isinstance(waiting, str) else waiting)
+    if mode == "crashloop":  # it keeps restarting: the count climbs, the last exit stays in lastState
+        eventually(lambda: core.list_namespaced_pod(NAMESPACE).items[0].status.container_statuses[0].restart_count >= 2)
+        last = core.list_namespaced_pod(NAMESPACE).items[0].status.container_statuses[0].last_state.terminated
+        assert (last.exit_code, last.reason) == (137, "OOMKilled")
+    eventually(lambda: not apps.read_namespaced_deployment("web", NAMESPACE).status.ready_replicas)
+    standin.pod_fault(NAMESPACE, "web", None)
+    eventually(lambda: apps.read_namespaced_deployment("web", NAMESPACE).status.ready_replicas == 1)
+
+
+def test_a_deployment_that_never_becomes_ready(api, standin):
+    apps = client.AppsV1Api(api)
+    apps.create_namespaced_deployment(NAMESPACE, deployment(replicas=2))
     standin.deployments.set_never_ready(NAMESPACE, "web", deadline_exceeded=True)
 
     def stuck():
         status = apps.read_namespaced_deployment("web", NAMESPACE).status
-        return not status.ready_replicas and status
+        return status is not None and not status.ready_replicas and status.unavailable_replicas == 2 and status
 
     status = eventually(stuck)
-    assert status.unavailable_replicas == 2
     assert {c.type: c.reason for c in status.conditions}["Progressing"] == "ProgressDeadlineExceeded"
 
 
