@@ -179,7 +179,7 @@ In another terminal (the kubeconfig and the token are removed when the demo stop
 
 Look around:
   kubectl get bm,ipc
-  kubectl get deployments,services,configmaps,pvc
+  kubectl get deployments,replicasets,pods,services,configmaps,pvc
   kubectl describe bm router
   kubectl explain bm.spec
   curl -s {url}/ready
@@ -189,6 +189,11 @@ Look around:
 Change something and watch it converge:
   kubectl patch bm echo --type=merge -p '{{"spec":{{"size":3}}}}'
   kubectl get deployment eevee-echo-module -o jsonpath='{{.spec.replicas}}'
+
+Break one and see its Pod's reason (the stand-in's kubelet refuses a reference with uppercase):
+  kubectl patch bm echo --type=merge -p '{{"spec":{{"image":"ghcr.io/eeveebot/Echo:1.0"}}}}'
+  kubectl get bm echo          # STATUS InvalidImageName
+  curl -s -H "Authorization: Bearer $(cat {token})" {url}/api/bot-modules
 
 Press Ctrl-C to stop.{logs_line}"""
 

@@ -13,7 +13,8 @@
   ``ContainersReady``, ``Ready``, and a ``containerStatuses`` entry per container. Without
   nodes a real Pod stays ``Pending``; here the kubelet stands in for a node.
 
-Faults a test can ask the kubelet for, per Deployment (``pod_fault``): ``crashloop`` (the
+An image reference the kubelet cannot parse (uppercase in the repository) leaves the container
+waiting with ``InvalidImageName``, as a real kubelet does. Faults a test can ask the kubelet for, per Deployment (``pod_fault``): ``crashloop`` (the
 container exits and is restarted: ``CrashLoopBackOff``, ``restartCount`` climbing, the last
 exit in ``lastState``), ``image`` (``ErrImagePull``, then ``ImagePullBackOff``), ``config``
 (``CreateContainerConfigError``, e.g. a missing Secret), ``unschedulable`` (``Pending``,
@@ -29,6 +30,7 @@ import heapq
 import itertools
 import json
 import random
+import re
 import threading
 import time
 from typing import Any
@@ -36,6 +38,8 @@ from typing import Any
 from kubestandin.registry import Registry
 from kubestandin.store import ApiError, Event, Store, now
 
+# A docker reference the kubelet can parse: lowercase repository path, optional tag and digest.
+IMAGE = re.compile(r"^[a-z0-9]+([._-]+[a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[\w][\w.-]{0,127})?(@[a-z0-9]+:[a-f0-9]{32,})?$")
 SAFE = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery's rand.SafeEncodeString alphabet
 REVISION = "deployment.kubernetes.io/revision"
 HASH = "pod-template-hash"
@@ -341,6 +345,11 @@ def _pod_status(pod: Obj, fault: dict[str, Any], stamp: str) -> Obj:
         message = fault.get("message", "0/1 nodes are available: 1 Insufficient memory.")
         return {"phase": "Pending", "conditions": conditions(False, False, "Unschedulable", message), "qosClass": "Burstable"}
     restarts = {s["name"]: s.get("restartCount", 0) for s in old.get("containerStatuses", [])}
+    invalid = next((c for c in containers if not IMAGE.match(c.get("image", ""))), None)
+    if mode is None and invalid is not None:  # the kubelet cannot even parse the reference
+        mode, fault = "invalid", {"mode": "invalid", "message": (
+            f'Failed to apply default image tag "{invalid.get("image", "")}": couldn\'t parse image name '
+            f'"{invalid.get("image", "")}": invalid reference format: repository name must be lowercase')}
     statuses = []
     for container in containers:
         status: Obj = {"name": container["name"], "image": container.get("image", ""), "imageID": "",
@@ -362,6 +371,8 @@ def _pod_status(pod: Obj, fault: dict[str, Any], stamp: str) -> Obj:
             reason = "ImagePullBackOff" if (old.get("containerStatuses") or [{}])[0].get("state", {}).get("waiting") else "ErrImagePull"
             status["state"] = {"waiting": {"reason": reason, "message": fault.get(
                 "message", f'Back-off pulling image "{container.get("image", "")}"')}}
+        elif mode == "invalid":
+            status["state"] = {"waiting": {"reason": "InvalidImageName", "message": fault["message"]}}
         elif mode == "config":
             status["state"] = {"waiting": {"reason": "CreateContainerConfigError",
                                            "message": fault.get("message", 'secret "missing" not found')}}

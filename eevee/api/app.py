@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from eevee import __version__
 from eevee.api.guard import RateLimiter, TokenCheck
-from eevee.api.modules import ApiProblem, Modules
+from eevee.api.modules import ApiProblem, Modules, eevee_modules
 from eevee.kube.client import Kube, KubeError
 from eevee.metrics import Metrics
 from eevee.settings import Settings
@@ -138,10 +138,10 @@ def make_app(settings: Settings, kube: Kube, metrics: Metrics, runner: Any) -> b
     @app.get("/api/bot-modules")
     @guarded
     def eevee_list() -> Any:
-        # A bare array with name, namespace, image, tag, enabled (what admin reads), and ours.
+        # A bare array, exactly the eevee operator 2.3's items (name is the moduleName, crName the
+        # BotModule's name, podStatus its Pod's), read from the watch-fed cache.
         return bottle.HTTPResponse(
-            body=bottle.json_dumps([{**m, "tag": m["imageTag"] or m["imageDigest"]} for m in modules().list()]),
-            headers={"Content-Type": "application/json"},
+            body=bottle.json_dumps(eevee_modules(runner)), headers={"Content-Type": "application/json"}
         )
 
     @app.post("/api/action/restart-module")

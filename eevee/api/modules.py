@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, TypedDict
 
+from eevee.engine.pods import pod_status
 from eevee.engine.render import CHILD_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from eevee.engine.tables import RuleSet
 from eevee.kube.client import Kube, plural_of
@@ -150,6 +151,47 @@ class Modules:
             "deployment": module["deployment"],
             "restartedAt": stamp,
         }
+
+
+class EeveeModule(TypedDict):
+    """An item of the eevee operator 2.3's ``GET /api/bot-modules`` (eeveebot/operator
+    ``src/api/routes.mts``; eeveebot/admin 2.8's ``health`` command reads it)."""
+
+    name: str  # spec.moduleName, else the BotModule's name
+    crName: str
+    namespace: str
+    image: str
+    tag: str | None
+    enabled: bool
+    podStatus: dict[str, Any] | None
+
+
+def eevee_modules(runner: Any, kind: str = MODULE_KIND) -> list[EeveeModule]:
+    """Every BotModule with its Pod's status, from the operator's watch-fed cache: no request to
+    the API server, whatever the number of modules. (Read from the HTTP thread: copies of the
+    cache's dicts, made whole under the interpreter lock.)"""
+    snapshot = runner.snapshot
+    table = runner.rules.tables.get(kind)
+    if table is None:
+        raise ApiProblem(503, "no rule table for BotModule is loaded")
+    child = next((c for c in table.children if c.id == table.pods_of), None)
+    out: list[EeveeModule] = []
+    for (found_kind, namespace, name), module in sorted(list(snapshot.resources.items())):
+        if found_kind != kind:
+            continue
+        spec = module.get("spec") or {}
+        image = str(spec.get("image", ""))
+        ref = parse_image(image)
+        pod = None
+        if child is not None:
+            uid = module["metadata"].get("uid", "")
+            workload = next((o for o in list(snapshot.owned.get(uid, {}).values()) if o["kind"] == child.kind), None)
+            pod = snapshot.speaking_pod(workload) if workload is not None else None
+        out.append(EeveeModule(
+            name=str(spec.get("moduleName") or name), crName=name, namespace=namespace, image=image,
+            tag=ref["tag"] or ref["digest"], enabled=bool(spec.get("enabled", True)), podStatus=pod_status(pod),
+        ))
+    return out
 
 
 def summarize(module: dict[str, Any], deployment: dict[str, Any] | None) -> ModuleSummary:

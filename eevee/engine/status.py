@@ -77,6 +77,7 @@ class Problem(NamedTuple):
     reason: str  # InvalidSpec, ReferenceNotFound, ReconcileFailed, Paused
     message: str
     event_type: str = "Warning"  # what its Event is: Normal for a state a user chose (Paused)
+    event_on_reason: bool = False  # one Event per change of reason, not of message (a Pod's restarts)
 
 
 def compute_status(

@@ -195,6 +195,9 @@ TABLE_SCHEMA: dict[str, Any] = {
             "patches": {"type": "list", "schema": _PATCH},
         },
     },
+    # The Pods of a child (a Deployment): watched, and what the speaking one says goes into the
+    # resource's Ready condition and the HTTP API.
+    "pods": {"type": "dict", "schema": {"of": {"type": "string", "required": True}}},
     "metrics": {
         "type": "list",
         "schema": {
@@ -353,6 +356,7 @@ class Table:
     ref_uses: tuple[tuple[str, Path], ...] = ()
     metrics: tuple[MetricRule, ...] = ()
     notes: tuple[str, ...] = ()
+    pods_of: str | None = None  # the child whose Pods speak for the resource (pods.of)
     validator_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @property
@@ -397,6 +401,10 @@ class RuleSet:
             for child in table.children:
                 seen[(child.api_version, child.kind)] = None
         return list(seen)
+
+    def watches_pods(self) -> bool:
+        """Whether a table reads the Pods of a child (then Pods and ReplicaSets are cached)."""
+        return any(table.pods_of for table in self.tables.values())
 
     def referenced_kinds(self) -> list[tuple[str, str]]:
         """Every (apiVersion, kind) a table references that has no table of its own (a Secret):
@@ -962,6 +970,12 @@ class _TableCompiler:
             if compiled is not None:
                 metrics.append(MetricRule(metric["name"], metric["help"], compiled))
 
+        pods_of = (doc.get("pods") or {}).get("of")
+        if pods_of is not None:
+            made = next((c for c in children if c.id == pods_of), None)
+            if made is None or made.kind not in ("Deployment", "StatefulSet", "DaemonSet"):
+                self.fail("pods.of", f"{pods_of} is not a child of this table that runs Pods (a Deployment)")
+
         if self.problems:
             raise TableError(self.problems)
         return Table(
@@ -985,6 +999,7 @@ class _TableCompiler:
             ref_uses=tuple(self.deferred_ref_paths),
             metrics=tuple(metrics),
             notes=tuple(self.notes),
+            pods_of=pods_of,
         )
 
 

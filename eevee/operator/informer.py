@@ -33,7 +33,8 @@ from eevee.operator.backoff import Backoff
 
 log = logging.getLogger("eevee.operator")
 
-Role = Literal["resource", "child", "other"]  # a table's kind; a child kind (label-selected); a referenced kind
+# a table's kind; a child kind (label-selected); a referenced kind; what a child runs (its Pods)
+Role = Literal["resource", "child", "other", "observed"]
 UNAVAILABLE = (403, 404)  # not served (a CRD not installed) or not allowed (RBAC not extended)
 WATCH_TIMEOUT = (300, 600)  # the server-side timeoutSeconds of a watch, drawn anew each time (client-go's range)
 
@@ -133,7 +134,7 @@ class Informer:
         errors.succeeded("list")
         self.metrics.relists.labels(key.kind, reason).inc()
         self.version = version
-        self.deliver(Listed(key, items, reason))
+        self.deliver(Listed(key, [slim(i) for i in items] if key.role == "observed" else items, reason))
         return True
 
     def _follow(self, errors: Backoff, *, until: float) -> None:
@@ -161,7 +162,7 @@ class Informer:
                     obj.setdefault("apiVersion", key.api_version)
                     obj.setdefault("kind", key.kind)
                     obj.get("metadata", {}).pop("managedFields", None)  # never read; 1-2 KB an object
-                    self.deliver(Event(key, type_, obj))
+                    self.deliver(Event(key, type_, slim(obj) if key.role == "observed" else obj))
             self.metrics.watch_restarts.labels(key.kind, "timeout").inc()
         except Exception as error:  # an informer thread must never die
             if not isinstance(error, KubeError):
@@ -178,3 +179,20 @@ class Informer:
                     log.warning("the %s watch read a bad event and resumes: %s", key.kind, error.message)
                 self.metrics.watch_restarts.labels(key.kind, "error").inc()
                 self.stop.wait(errors.failed("watch"))
+
+
+KEPT_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp", "ownerReferences", "annotations")
+
+
+def slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the operator reads of an observed object (a ReplicaSet: who controls it and its
+    revision; a Pod: that and its status), as controller-runtime's cache transforms keep a cache
+    small: a Pod's spec and labels are never read."""
+    metadata = obj.get("metadata") or {}
+    kept = {k: metadata[k] for k in KEPT_METADATA if k in metadata}
+    if obj.get("kind") == "Pod":
+        kept.pop("annotations", None)
+        return {"apiVersion": obj.get("apiVersion"), "kind": "Pod", "metadata": kept, "status": obj.get("status") or {}}
+    revision = (kept.get("annotations") or {}).get("deployment.kubernetes.io/revision")
+    kept["annotations"] = {"deployment.kubernetes.io/revision": revision} if revision else {}
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": kept}

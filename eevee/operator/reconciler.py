@@ -21,6 +21,7 @@ from typing import Any, Literal, NamedTuple
 
 from eevee.engine.diff import managed_patch
 from eevee.engine.paths import format_path, get
+from eevee.engine.pods import pod_problem, pod_status
 from eevee.engine.render import (
     CHILD_LABEL,
     MANAGED_BY,
@@ -40,7 +41,7 @@ from eevee.kube.client import JSON_PATCH, MERGE_PATCH, Kube, KubeError, plural_o
 from eevee.metrics import Metrics
 from eevee.operator.events import EventRecorder
 from eevee.operator.snapshot import Key, Obj, Snapshot, key_of
-from eevee.timestamps import rfc3339_now
+from eevee.timestamps import rfc3339_now, seconds_between
 
 log = logging.getLogger("eevee.reconciler")
 Result = Literal["unchanged", "changed", "invalid", "error"]
@@ -371,6 +372,7 @@ class Reconciler:
     ) -> None:
         live = self._live_children(rendering, snapshot) if rendering is not None else {}
         owned = snapshot.owned_by(resource["metadata"].get("uid", ""))
+        pod = snapshot.speaking_pod(live[table.pods_of]) if table.pods_of and table.pods_of in live else None
         # The same inputs as last time (this version of the resource, this rendering, these
         # versions of its children, no new problem): the same status, already written.
         cache = renderer.cache
@@ -380,6 +382,7 @@ class Reconciler:
             problem,
             tuple(sorted((k, o["metadata"].get("resourceVersion")) for k, o in live.items())),
             tuple(sorted((key_of(o), o["metadata"].get("resourceVersion")) for o in owned)),
+            pod and (pod["metadata"]["name"], pod["metadata"].get("resourceVersion")),
         )
         key = key_of(resource)
         if cache is not None and not self.dry_run:
@@ -390,6 +393,10 @@ class Reconciler:
         scope: dict[str, Any] = {**resource, **(rendering.scope or {})} if rendering is not None else dict(resource)
         scope.setdefault("values", {})
         previous = resource.get("status") or {}
+        stamp = rfc3339_now()
+        pod_fields: dict[str, Any] = {}
+        if table.pods_of and problem is None:
+            problem, pod_fields = pod_report(pod, previous, stamp)
         kinds = {f"{c.api_version}/{c.kind}" for c in table.children}
         kinds |= {f"{o['apiVersion']}/{o['kind']}" for o in owned}
         status = compute_status(
@@ -399,9 +406,10 @@ class Reconciler:
             rendered=rendered,
             problem=problem,
             previous=previous,
-            now=rfc3339_now(),
+            now=stamp,
             child_kinds=sorted(kinds),
         )
+        status.update(pod_fields)
         outcome.gauges = gauge_samples(table, scope, live)
         if not status_changed(previous, status):
             if cache is not None:
@@ -409,11 +417,10 @@ class Reconciler:
             return
         old = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
         new = status["conditions"][0]
-        if (
-            problem is not None
-            and (old.get("reason"), old.get("message")) != (new["reason"], new["message"])
-            and not self.dry_run
-        ):
+        # An Event when what is wrong changes (a Pod's problem: when its reason does).
+        fields = 1 if problem is not None and problem.event_on_reason else 2
+        said, saying = (old.get("reason"), old.get("message"))[:fields], (new["reason"], new["message"])[:fields]
+        if problem is not None and said != saying and not self.dry_run:
             self.events.record(resource, problem.event_type, problem.reason, problem.message)
             log.log(logging.WARNING if problem.event_type == "Warning" else logging.INFO, "%s: %s",
                     problem.reason, problem.message, extra=where)
@@ -446,6 +453,33 @@ PAUSED = Problem(
     f"reconciliation is paused ({PAUSE_ANNOTATION}: paused): no child is written; remove the annotation to resume",
     "Normal",
 )
+
+
+RESTARTS_EVERY = 60.0  # seconds: a restart count that alone changed is written at most this often
+
+
+def pod_report(pod: Obj | None, previous: Obj, stamp: str) -> tuple[Problem | None, dict[str, Any]]:
+    """What the speaking Pod adds to a status: its problem as the Ready condition (one Event per
+    change of reason), and ``restarts``; a change of the restart count alone is written at most once
+    every RESTARTS_EVERY seconds (``podReportedAt``), so a crash loop is not a stream of writes."""
+    if pod is None:
+        return None, {}
+    restarts = (pod_status(pod) or {}).get("restartCount", 0)
+    found = pod_problem(pod)
+    fields: dict[str, Any] = {"restarts": restarts, "podReportedAt": previous.get("podReportedAt", stamp)}
+    old = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
+    reason = found.reason if found else None
+    only_the_count = reason == old.get("reason") and previous.get("restarts") not in (None, restarts)
+    if only_the_count and seconds_between(previous.get("podReportedAt"), stamp) < RESTARTS_EVERY:
+        fields["restarts"] = previous["restarts"]  # only the count moved, and lately: later
+        if found is not None:
+            return Problem(found.reason, old.get("message", ""), "Warning", True), fields
+        return None, fields
+    if restarts != previous.get("restarts") or reason != old.get("reason"):
+        fields["podReportedAt"] = stamp
+    if found is None:
+        return None, fields
+    return Problem(found.reason, f"{found.message}; {restarts} restarts", "Warning", True), fields
 
 
 def paused(resource: Obj) -> bool:

@@ -171,6 +171,12 @@ class Runner:
             for api_version, kind in self.rules.referenced_kinds():
                 selector = OTHER_FIELD_SELECTORS.get(kind)
                 wanted.add(WatchKey(kind, api_version, plural_of(kind), namespace, None, selector, "other"))
+            # What the children run (a table's pods.of): their ReplicaSets and Pods, which carry the
+            # children's pod-template labels, so the same label selects them and nothing else.
+            if self.rules.watches_pods():
+                for api_version, kind in (("apps/v1", "ReplicaSet"), ("v1", "Pod")):
+                    plural = plural_of(kind)
+                    wanted.add(WatchKey(kind, api_version, plural, namespace, CHILD_SELECTOR, None, "observed"))
         return wanted
 
     def _start_watches(self) -> None:
@@ -274,7 +280,10 @@ class Runner:
         started = time.monotonic()
         self._handle_events(reconcile=False)  # what the informers delivered is in before we start
         if self.passes % FULL_COLLECTION_PASSES == 0:
+            # What the cache holds lives long: once collected, it goes to the permanent generation,
+            # so later collections walk only what passes and events make (see snapshot.py).
             collect_frozen_garbage()
+            gc.freeze()
         self.snapshot.fetched.clear()  # objects of kinds no informer follows: read again this pass
         self._run(self.snapshot.sorted_keys(self.rules.kind_order()))
         keys = set(self.snapshot.resources)
@@ -282,8 +291,6 @@ class Runner:
         self.backoff.forget(keys)  # type: ignore[arg-type]
         self._gauges = {k: v for k, v in self._gauges.items() if k in keys}
         self._publish()
-        # What the cache holds lives long: later collections need not walk it (see snapshot.py).
-        gc.freeze()
         self.last_pass_seconds = time.monotonic() - started
         self.metrics.pass_seconds.observe(self.last_pass_seconds)
         self.metrics.passes.labels("ok").inc()
@@ -377,9 +384,7 @@ class Runner:
     def _known(self, role: str, obj: Obj) -> bool:
         """Whether the cache holds this version of the object or a newer one (read from an informer
         thread: a dict lookup, safe under the GIL; at worst an event is queued that need not be)."""
-        snapshot = self.snapshot
-        held = (snapshot.resources if role == "resource" else snapshot.children if role == "child" else snapshot.others)
-        found = held.get(key_of(obj))
+        found = self.snapshot.role(role)[0].get(key_of(obj))
         return found is not None and not _newer(obj, found)
 
     def _handle_events(self, *, reconcile: bool = True) -> None:
@@ -401,6 +406,14 @@ class Runner:
                     keys[key] = None
             elif role == "child":
                 owner = self._child_event(type_, obj)
+                if owner is not None:
+                    keys[owner] = None
+            elif role == "observed":  # a Pod or ReplicaSet of a child: its resource says what it says
+                if type_ == "DELETED":
+                    self.snapshot.drop_observed(key_of(obj))
+                else:
+                    self.snapshot.put_observed(obj)
+                owner = self.snapshot.owner_of_observed(obj)
                 if owner is not None:
                     keys[owner] = None
             elif type_ == "DELETED":
@@ -449,6 +462,11 @@ class Runner:
                     keys[changed] = None
             for gone in before - set(self.snapshot.resources):
                 self._gauges.pop(gone, None)
+        elif key.role == "observed":
+            for obj in delivery.items:
+                owner = self.snapshot.owner_of_observed(obj)
+                if owner is not None:
+                    keys[owner] = None
         elif key.role == "child":
             for changed in list(self.snapshot.changed):
                 obj = self.snapshot.children.get(changed)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from eevee.engine.pods import speaking_pod
 from eevee.engine.render import MANAGED_BY, MANAGED_BY_LABEL
 from eevee.engine.tables import RuleSet
 from eevee.kube.client import Kube, KubeError, plural_of
@@ -46,6 +47,10 @@ class Snapshot:
     # S3Store's credentials), kept by their informers; cached says which (kind, namespace) are.
     others: dict[Key, Obj] = field(default_factory=dict)
     cached: set[tuple[str, str | None]] = field(default_factory=set)
+    # What the children run, observed not owned (the ReplicaSets and Pods of a module's Deployment,
+    # slimmed), indexed by their controller's uid.
+    observed: dict[Key, Obj] = field(default_factory=dict)
+    observed_owned: dict[str, dict[Key, Obj]] = field(default_factory=dict)
 
     # --- custom resources ---
 
@@ -129,22 +134,64 @@ class Snapshot:
         if self.others.pop(key, None) is not None:
             self.changed[key] = None
 
+    def put_observed(self, obj: Obj) -> None:
+        key = key_of(obj)
+        self.drop_observed(key)
+        self.observed[key] = obj
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            self.observed_owned.setdefault(ref.get("uid", ""), {})[key] = obj
+
+    def drop_observed(self, key: Key) -> None:
+        old = self.observed.pop(key, None)
+        for ref in (old or {"metadata": {}})["metadata"].get("ownerReferences") or []:
+            self.observed_owned.get(ref.get("uid", ""), {}).pop(key, None)
+
+    def speaking_pod(self, workload: Obj) -> Obj | None:
+        """The Pod that speaks for a Deployment (see eevee.engine.pods.speaking_pod)."""
+        def owned(uid: str, kind: str) -> list[Obj]:
+            return [o for o in self.observed_owned.get(uid, {}).values() if o["kind"] == kind]
+
+        sets = owned(workload["metadata"].get("uid", ""), "ReplicaSet")
+        return speaking_pod(sets, {rs["metadata"]["uid"]: owned(rs["metadata"]["uid"], "Pod") for rs in sets})
+
+    def owner_of_observed(self, obj: Obj) -> Key | None:
+        """The resource whose child runs ``obj``: a Pod's ReplicaSet's Deployment's owner."""
+        for _ in range(3):
+            refs = obj["metadata"].get("ownerReferences") or []
+            ref = next((r for r in refs if r.get("controller")), None)
+            if ref is None:
+                return None
+            owner = self.by_uid(ref.get("uid", ""))
+            if owner is not None:
+                return owner
+            namespace = obj["metadata"].get("namespace", "")
+            obj = self.observed.get((ref.get("kind", ""), namespace, ref.get("name", ""))) or self.children.get(
+                (ref.get("kind", ""), namespace, ref.get("name", ""))) or {"metadata": {}}
+        return None
+
     def replace(self, role: str, kind: str, namespace: str | None, items: list[Obj]) -> None:
         """What a (re)list of a kind says: its objects replace the cache's (``namespace`` None: all).
         Objects that differ from what was held are marked changed, those gone are dropped."""
-        held = self.resources if role == "resource" else self.children if role == "child" else self.others
+        held, put, drop = self.role(role)
         if role == "other":
             self.cached.add((kind, namespace))
         listed = {key_of(item): item for item in items}
         gone = [k for k in held if k[0] == kind and (namespace is None or k[1] == namespace) and k not in listed]
-        put = self.put_resource if role == "resource" else self.put_child if role == "child" else self.put_other
-        drop = self.drop_resource if role == "resource" else self.drop_child if role == "child" else self.drop_other
         for key in gone:
             drop(key)
         for key, item in listed.items():
             old = held.get(key)
             if old is None or _later(item, old):  # an answer to our own write may be newer than the list
                 put(item)
+
+    def role(self, role: str) -> tuple[dict[Key, Obj], Any, Any]:
+        """What holds the objects an informer of ``role`` brings, and how to put and drop one."""
+        return {
+            "resource": (self.resources, self.put_resource, self.drop_resource),
+            "child": (self.children, self.put_child, self.drop_child),
+            "other": (self.others, self.put_other, self.drop_other),
+            "observed": (self.observed, self.put_observed, self.drop_observed),
+        }[role]
 
     def take_changed(self) -> list[Key]:
         """The objects put or dropped since the last call."""

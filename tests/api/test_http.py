@@ -206,16 +206,33 @@ def admin_call(service, method, path, body=None, token=API_TOKEN):
 
 
 def test_list_bot_modules_answers_what_the_admin_module_reads(running, cluster):
+    """The eevee operator 2.3's items, exactly (eeveebot/operator src/api/routes.mts, commit 5883736;
+    read by eeveebot/admin 2.8's health command): name is the moduleName, crName the BotModule."""
     cluster.create({**examples()["echo"], "metadata": {"name": "echo-digest"},
                     "spec": {**examples()["echo"]["spec"], "image": "registry.local:5000/eevee/echo@sha256:" + "a" * 64}})
-    status, headers, data = admin_call(running, "GET", "/api/bot-modules")
-    assert status == 200 and headers["Content-Type"] == "application/json"
-    modules = {m["name"]: m for m in as_json(data)}  # a bare array, as the admin module expects
+
+    def listed():
+        status, headers, data = admin_call(running, "GET", "/api/bot-modules")
+        assert status == 200 and headers["Content-Type"] == "application/json"
+        modules = {m["crName"]: m for m in as_json(data)}  # a bare array, as the admin module expects
+        return "echo-digest" in modules and modules["echo"]["podStatus"] and modules
+
+    modules = eventually(listed)
     echo = modules["echo"]
-    assert {k: echo[k] for k in ("name", "namespace", "image", "tag", "enabled")} == {
-        "name": "echo", "namespace": NAMESPACE, "image": examples()["echo"]["spec"]["image"],
+    assert set(echo) == {"name", "crName", "namespace", "image", "tag", "enabled", "podStatus"}
+    assert {k: echo[k] for k in ("name", "crName", "namespace", "image", "tag", "enabled")} == {
+        "name": "echo", "crName": "echo", "namespace": NAMESPACE, "image": examples()["echo"]["spec"]["image"],
         "tag": examples()["echo"]["spec"]["image"].rsplit(":", 1)[1], "enabled": True}
-    assert modules["admin"]["enabled"] is False
+    assert modules["echo-digest"]["name"] == "echo"  # its spec.moduleName, as the eevee operator answers
+    pod = eventually(lambda: (p := listed()["echo"]["podStatus"]) and p["ready"] and p)
+    assert set(pod) == {"phase", "ready", "restartCount", "startedAt", "containerStatuses", "conditions"}
+    assert pod["phase"] == "Running" and pod["restartCount"] == 0 and pod["startedAt"]
+    (container,) = pod["containerStatuses"]
+    assert set(container) == {"name", "ready", "restartCount", "image", "state", "lastState"}
+    assert container["name"] == "module" and container["ready"] and "running" in container["state"]
+    assert {c["type"] for c in pod["conditions"]} == {"PodScheduled", "Initialized", "ContainersReady", "Ready"}
+    assert all(set(c) == {"type", "status", "lastTransitionTime"} for c in pod["conditions"])
+    assert modules["admin"]["enabled"] is False and modules["admin"]["podStatus"] is None  # disabled: no Pod
     # a registry port is no tag; a digest-only image shows its digest (split(':').pop() got both wrong)
     assert modules["echo-digest"]["tag"] == "sha256:" + "a" * 64
     assert admin_call(running, "GET", "/api/bot-modules", token="wrong")[0] == 401

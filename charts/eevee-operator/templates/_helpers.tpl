@@ -75,6 +75,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+# What the modules' Deployments run, watched (label-selected) and never written: what a module's
+# Pod says goes into its status and the HTTP API.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["list", "watch"]
 {{- with .Values.rules.rbac }}
 # For the kinds rule tables add (rules.extra / rules.override): rules.rbac.
 {{ toYaml . }}
