@@ -190,9 +190,9 @@ Change something and watch it converge:
   kubectl patch bm echo --type=merge -p '{{"spec":{{"size":3}}}}'
   kubectl get deployment eevee-echo-module -o jsonpath='{{.spec.replicas}}'
 
-Break one and see its Pod's reason (the stand-in's kubelet refuses a reference with uppercase):
-  kubectl patch bm echo --type=merge -p '{{"spec":{{"image":"ghcr.io/eeveebot/Echo:1.0"}}}}'
-  kubectl get bm echo          # STATUS InvalidImageName
+Break one and see its Pod's reason (a registry under .invalid never resolves, RFC 6761):
+  kubectl patch bm echo --type=merge -p '{{"spec":{{"image":"registry.invalid/eevee/echo:1.0"}}}}'
+  kubectl get bm echo          # STATUS ErrImagePull, then ImagePullBackOff
   curl -s -H "Authorization: Bearer $(cat {token})" {url}/api/bot-modules
 
 Press Ctrl-C to stop.{logs_line}"""

@@ -14,7 +14,8 @@
   nodes a real Pod stays ``Pending``; here the kubelet stands in for a node.
 
 An image reference the kubelet cannot parse (uppercase in the repository) leaves the container
-waiting with ``InvalidImageName``, as a real kubelet does. Faults a test can ask the kubelet for, per Deployment (``pod_fault``): ``crashloop`` (the
+waiting with ``InvalidImageName``, and one on a registry host under ``.invalid`` (a name that never
+resolves, RFC 6761) fails to pull (``ErrImagePull``, then ``ImagePullBackOff``), as a real kubelet's do. Faults a test can ask the kubelet for, per Deployment (``pod_fault``): ``crashloop`` (the
 container exits and is restarted: ``CrashLoopBackOff``, ``restartCount`` climbing, the last
 exit in ``lastState``), ``image`` (``ErrImagePull``, then ``ImagePullBackOff``), ``config``
 (``CreateContainerConfigError``, e.g. a missing Secret), ``unschedulable`` (``Pending``,
@@ -345,6 +346,11 @@ def _pod_status(pod: Obj, fault: dict[str, Any], stamp: str) -> Obj:
         message = fault.get("message", "0/1 nodes are available: 1 Insufficient memory.")
         return {"phase": "Pending", "conditions": conditions(False, False, "Unschedulable", message), "qosClass": "Burstable"}
     restarts = {s["name"]: s.get("restartCount", 0) for s in old.get("containerStatuses", [])}
+    unreachable = next((c for c in containers if c.get("image", "").split("/")[0].endswith(".invalid")), None)
+    if mode is None and unreachable is not None:  # a registry host that can never resolve (RFC 6761)
+        image = unreachable.get("image", "")
+        mode, fault = "image", {"mode": "image", "message": (
+            f'Failed to pull image "{image}": dial tcp: lookup {image.split("/")[0]}: no such host')}
     invalid = next((c for c in containers if not IMAGE.match(c.get("image", ""))), None)
     if mode is None and invalid is not None:  # the kubelet cannot even parse the reference
         mode, fault = "invalid", {"mode": "invalid", "message": (

@@ -77,11 +77,12 @@ def test_the_pod_list_answers_fifty_modules_from_the_cache(cluster, operator, st
     assert reads == []  # no request per call, nor per module: the answer is the watch-fed cache
 
 
-def test_an_image_the_kubelet_cannot_parse_shows_in_the_module(cluster, operator):
-    """A real kubelet refuses a reference with uppercase in its repository (InvalidImageName):
-    the eevee operator's default backup image, ghcr.io/eeveebot/backupJob:latest, was one."""
-    cluster.create(module("echo", image="ghcr.io/eeveebot/Echo:1.0.0"))
-    condition = eventually(lambda: (c := ready_condition(cluster)).get("reason") == "InvalidImageName" and c, timeout=10)
-    assert "repository name must be lowercase" in condition["message"]
+def test_an_image_that_cannot_be_pulled_shows_in_the_module(cluster, operator):
+    """A registry host that never resolves (the .invalid top-level domain, RFC 6761): the kubelet's
+    pull fails, ErrImagePull then ImagePullBackOff, and the module says so."""
+    cluster.create(module("echo", image="registry.invalid/eevee/echo:1.0.0"))
+    condition = eventually(lambda: (c := ready_condition(cluster)).get("reason") in ("ErrImagePull", "ImagePullBackOff") and c,
+                           timeout=10)
+    assert "no such host" in condition["message"]
     cluster.patch("BotModule", "echo", {"spec": {"image": "ghcr.io/eeveebot/echo:1.0.0"}})
     eventually(lambda: cluster.ready("BotModule", "echo"), timeout=10)

@@ -644,3 +644,25 @@ def test_two_controller_references_are_422(api):
     with pytest.raises(client.ApiException) as caught:
         client.CoreV1Api(api).create_namespaced_config_map(NAMESPACE, body)
     assert caught.value.status == 422 and "Only one reference can have Controller set to true" in status_of(caught.value)["message"]
+
+
+@pytest.mark.parametrize(
+    "image, reason, words",
+    [
+        ("Nginx:1.27", "InvalidImageName", "repository name must be lowercase"),  # the kubelet cannot parse it
+        ("registry.invalid/nginx:1.27", "ErrImagePull", "no such host"),  # RFC 6761: never resolves
+    ],
+)
+def test_the_kubelet_refuses_what_it_cannot_pull(api, standin, image, reason, words):
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    body = deployment(replicas=1)
+    body["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    apps.create_namespaced_deployment(NAMESPACE, body)
+
+    def waiting():
+        pods = core.list_namespaced_pod(NAMESPACE).items
+        state = pods and pods[0].status.container_statuses and pods[0].status.container_statuses[0].state.waiting
+        return state and state
+
+    state = eventually(waiting)
+    assert state.reason in (reason, "ImagePullBackOff") and words in state.message
