@@ -61,10 +61,6 @@ def _owner(obj: Obj) -> dict[str, Any]:
             "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
 
 
-def _controlled_by(obj: Obj, owner: Obj) -> bool:
-    return any(r.get("uid") == owner["metadata"]["uid"] and r.get("controller") for r in obj["metadata"].get("ownerReferences") or [])
-
-
 class WorkloadController:
     """One thread for the three controllers: events schedule syncs, timers drive the kubelet."""
 
@@ -77,6 +73,8 @@ class WorkloadController:
         self.never_ready: set[tuple[str, str]] = set()
         self.deadline_exceeded: set[tuple[str, str]] = set()
         self.faults: dict[tuple[str, str], dict[str, Any]] = {}  # (namespace, deployment) -> fault
+        self._owned: dict[str, set[tuple[str, str, str]]] = {}  # controller uid -> (kind, namespace, name)
+        self._index_lock = threading.Lock()
         self._heap: list[tuple[float, int, tuple[str, str, str]]] = []
         self._counter = itertools.count()
         self._cv = threading.Condition()
@@ -123,6 +121,15 @@ class WorkloadController:
     def _on_event(self, event: Event) -> None:
         obj = event.obj
         name = obj["metadata"]["name"]
+        if event.key in (("apps", "replicasets"), ("", "pods")):  # who controls what, without a scan
+            kind = "ReplicaSet" if event.key[1] == "replicasets" else "Pod"
+            with self._index_lock:
+                for ref in (event.old or obj)["metadata"].get("ownerReferences") or []:
+                    self._owned.get(ref.get("uid", ""), set()).discard((kind, event.namespace, name))
+                if event.type != "DELETED":
+                    for ref in obj["metadata"].get("ownerReferences") or []:
+                        if ref.get("controller"):
+                            self._owned.setdefault(ref.get("uid", ""), set()).add((kind, event.namespace, name))
         if event.key == ("apps", "deployments") and event.type != "DELETED":
             self._schedule(("deployment", event.namespace, name), 0.0)
         elif event.key == ("apps", "replicasets"):
@@ -171,8 +178,12 @@ class WorkloadController:
         except ApiError:
             return None
 
-    def _list(self, kind: str, namespace: str) -> list[Obj]:
-        return self.store.list(self.rt[kind], namespace, lambda obj: True)[0]
+    def _controlled(self, owner: Obj, kind: str) -> list[Obj]:
+        """The objects of ``kind`` that ``owner`` controls, from the index (deleted ones left out)."""
+        with self._index_lock:
+            keys = [k for k in self._owned.get(owner["metadata"].get("uid", ""), ()) if k[0] == kind]
+        found = (self._get(kind, namespace, name) for _, namespace, name in keys)
+        return [o for o in found if o is not None and not o["metadata"].get("deletionTimestamp")]
 
     # --- Deployments ----------------------------------------------------------------------
 
@@ -183,7 +194,7 @@ class WorkloadController:
         spec = dep.get("spec") or {}
         template = copy.deepcopy(spec.get("template") or {})
         pod_hash = template_hash(template)
-        owned = [rs for rs in self._list("ReplicaSet", namespace) if _controlled_by(rs, dep)]
+        owned = self._controlled(dep, "ReplicaSet")
         current = next((rs for rs in owned if rs["metadata"].get("labels", {}).get(HASH) == pod_hash), None)
         revisions = [int((rs["metadata"].get("annotations") or {}).get(REVISION, "0") or 0) for rs in owned]
         replicas = int(spec.get("replicas", 1))
@@ -219,15 +230,16 @@ class WorkloadController:
                           dict(rs, spec=dict(rs.get("spec") or {}, replicas=replicas)))
 
     def _pods_of(self, namespace: str, deployment: str) -> list[Obj]:
-        prefix = f"{deployment}-"
-        return [p for p in self._list("Pod", namespace)
-                if any(name.startswith(prefix) for name in self._owner_names(p, "ReplicaSet"))]
+        dep = self._get("Deployment", namespace, deployment)
+        if dep is None:
+            return []
+        return [pod for rs in self._controlled(dep, "ReplicaSet") for pod in self._controlled(rs, "Pod")]
 
     def _deployment_status(self, dep: Obj, current: Obj) -> Obj:
         key = (dep["metadata"].get("namespace", ""), dep["metadata"]["name"])
         replicas = int((dep.get("spec") or {}).get("replicas", 1))
-        pods = [p for p in self._list("Pod", key[0]) if _controlled_by(p, current) and not p["metadata"].get("deletionTimestamp")]
-        all_pods = self._pods_of(*key)
+        pods = self._controlled(current, "Pod")
+        all_pods = [pod for rs in self._controlled(dep, "ReplicaSet") for pod in self._controlled(rs, "Pod")]
         ready = sum(1 for p in pods if _ready(p))
         counts = {
             "replicas": len(all_pods),
@@ -270,7 +282,7 @@ class WorkloadController:
         if rs is None or rs["metadata"].get("deletionTimestamp"):
             return
         wanted = int((rs.get("spec") or {}).get("replicas", 1))
-        pods = [p for p in self._list("Pod", namespace) if _controlled_by(p, rs) and not p["metadata"].get("deletionTimestamp")]
+        pods = self._controlled(rs, "Pod")
         template = (rs.get("spec") or {}).get("template") or {}
         for _ in range(wanted - len(pods)):
             self.store.create(self.rt["Pod"], namespace, {
@@ -283,7 +295,7 @@ class WorkloadController:
             })
         for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True)[: max(0, len(pods) - wanted)]:
             self.store.delete(self.rt["Pod"], namespace, pod["metadata"]["name"])
-        pods = [p for p in self._list("Pod", namespace) if _controlled_by(p, rs)]
+        pods = self._controlled(rs, "Pod")
         ready = sum(1 for p in pods if _ready(p))
         status = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready,
                   "availableReplicas": ready, "observedGeneration": rs["metadata"].get("generation", 1)}

@@ -460,26 +460,27 @@ RESTARTS_EVERY = 60.0  # seconds: a restart count that alone changed is written 
 
 def pod_report(pod: Obj | None, previous: Obj, stamp: str) -> tuple[Problem | None, dict[str, Any]]:
     """What the speaking Pod adds to a status: its problem as the Ready condition (one Event per
-    change of reason), and ``restarts``; a change of the restart count alone is written at most once
-    every RESTARTS_EVERY seconds (``podReportedAt``), so a crash loop is not a stream of writes."""
+    change of reason), and ``restarts``; a new restart count is written at most once every
+    RESTARTS_EVERY seconds (``podReportedAt``) while nothing else changes, so a crash loop is not a
+    stream of writes."""
     if pod is None:
         return None, {}
     restarts = (pod_status(pod) or {}).get("restartCount", 0)
     found = pod_problem(pod)
-    fields: dict[str, Any] = {"restarts": restarts, "podReportedAt": previous.get("podReportedAt", stamp)}
     old = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
-    reason = found.reason if found else None
-    only_the_count = reason == old.get("reason") and previous.get("restarts") not in (None, restarts)
-    if only_the_count and seconds_between(previous.get("podReportedAt"), stamp) < RESTARTS_EVERY:
-        fields["restarts"] = previous["restarts"]  # only the count moved, and lately: later
-        if found is not None:
-            return Problem(found.reason, old.get("message", ""), "Warning", True), fields
-        return None, fields
-    if restarts != previous.get("restarts") or reason != old.get("reason"):
+    fields: dict[str, Any] = {"restarts": restarts, "podReportedAt": previous.get("podReportedAt") or stamp}
+    counted = previous.get("restarts")
+    if counted is not None and counted != restarts:
+        same_story = found is None or found.reason == old.get("reason")
+        if same_story and seconds_between(previous.get("podReportedAt"), stamp) < RESTARTS_EVERY:
+            fields["restarts"] = counted  # only the count moved, and lately: it waits
+            if found is not None:
+                return Problem(found.reason, old.get("message", ""), "Warning", True), fields
+            return None, fields
         fields["podReportedAt"] = stamp
     if found is None:
         return None, fields
-    return Problem(found.reason, f"{found.message}; {restarts} restarts", "Warning", True), fields
+    return Problem(found.reason, f"{found.message}; {fields['restarts']} restarts", "Warning", True), fields
 
 
 def paused(resource: Obj) -> bool:

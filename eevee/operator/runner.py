@@ -408,13 +408,13 @@ class Runner:
                 owner = self._child_event(type_, obj)
                 if owner is not None:
                     keys[owner] = None
-            elif role == "observed":  # a Pod or ReplicaSet of a child: its resource says what it says
+            elif role == "observed":  # a Pod or ReplicaSet of a child: its resource says what its Pod says
                 if type_ == "DELETED":
                     self.snapshot.drop_observed(key_of(obj))
                 else:
                     self.snapshot.put_observed(obj)
-                owner = self.snapshot.owner_of_observed(obj)
-                if owner is not None:
+                owner = self.snapshot.owner_of_observed(obj) if obj["kind"] == "Pod" else None
+                if owner is not None:  # (a ReplicaSet alone changes no Pod's word: its Pods' events will)
                     keys[owner] = None
             elif type_ == "DELETED":
                 self.snapshot.drop_other(key_of(obj))
