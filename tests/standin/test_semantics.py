@@ -394,6 +394,12 @@ def test_deleting_a_namespace_deletes_its_objects(api, standin):
 # --- the workload chain: kube-controller-manager and a kubelet ----------------------------------
 
 
+def ready_replicas(apps, name="web"):
+    """The Deployment's ready replicas (0 when none, or no status yet)."""
+    status = apps.read_namespaced_deployment(name, NAMESPACE).status
+    return (status.ready_replicas or 0) if status is not None else 0
+
+
 def test_a_deployment_makes_a_replicaset_that_makes_running_pods(api, standin):
     """kube-controller-manager's Deployment and ReplicaSet controllers: a ReplicaSet
     ``<deployment>-<pod-template-hash>`` controlled by the Deployment, revision 1 on both; Pods
@@ -470,7 +476,7 @@ def test_a_pod_status_is_written_only_through_its_status_subresource(api, standi
 def test_the_kubelet_reports_what_goes_wrong_as_a_real_one_does(api, standin, mode, details, phase, waiting):
     apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
     apps.create_namespaced_deployment(NAMESPACE, deployment(replicas=1))
-    eventually(lambda: apps.read_namespaced_deployment("web", NAMESPACE).status.ready_replicas == 1)
+    eventually(lambda: ready_replicas(apps) == 1)
     standin.pod_fault(NAMESPACE, "web", mode, **details)
 
     def failing():
@@ -488,9 +494,9 @@ def test_the_kubelet_reports_what_goes_wrong_as_a_real_one_does(api, standin, mo
         eventually(lambda: core.list_namespaced_pod(NAMESPACE).items[0].status.container_statuses[0].restart_count >= 2)
         last = core.list_namespaced_pod(NAMESPACE).items[0].status.container_statuses[0].last_state.terminated
         assert (last.exit_code, last.reason) == (137, "OOMKilled")
-    eventually(lambda: not apps.read_namespaced_deployment("web", NAMESPACE).status.ready_replicas)
+    eventually(lambda: ready_replicas(apps) == 0)
     standin.pod_fault(NAMESPACE, "web", None)
-    eventually(lambda: apps.read_namespaced_deployment("web", NAMESPACE).status.ready_replicas == 1)
+    eventually(lambda: ready_replicas(apps) == 1)
 
 
 def test_a_deployment_that_never_becomes_ready(api, standin):
