@@ -193,8 +193,10 @@ class Kube:
         label_selector: str | None = None,
         field_selector: str | None = None,
         page_size: int = PAGE_SIZE,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> tuple[list[dict[str, Any]], str]:
-        """Every object (all pages), with apiVersion/kind filled in, and the list's resourceVersion."""
+        """Every object (all pages), with apiVersion/kind filled in, and the list's resourceVersion;
+        ``transform`` is applied to each object as its page is read (only a page is ever whole)."""
         kind = None
         items: list[dict[str, Any]] = []
         token = None
@@ -214,7 +216,7 @@ class Kube:
                 item.setdefault("kind", kind)
                 # Server-side apply bookkeeping: 1-2 KB an object on a real cluster, never read here.
                 item.get("metadata", {}).pop("managedFields", None)
-                items.append(item)
+                items.append(transform(item) if transform is not None else item)
             version = page.get("metadata", {}).get("resourceVersion", version)
             token = page.get("metadata", {}).get("continue")
             if not token:

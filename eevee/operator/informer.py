@@ -36,6 +36,9 @@ log = logging.getLogger("eevee.operator")
 # a table's kind; a child kind (label-selected); a referenced kind; what a child runs (its Pods)
 Role = Literal["resource", "child", "other", "observed"]
 UNAVAILABLE = (403, 404)  # not served (a CRD not installed) or not allowed (RBAC not extended)
+# The informers list one kind at a time (a first sync of 5,000 modules lists 14 kinds): each list
+# is decoded page by page, but pages of every kind at once were most of a restart's peak memory.
+LISTING = threading.Lock()
 WATCH_TIMEOUT = (300, 600)  # the server-side timeoutSeconds of a watch, drawn anew each time (client-go's range)
 
 
@@ -119,10 +122,12 @@ class Informer:
     def _list(self, reason: str, errors: Backoff) -> bool:
         key = self.key
         try:
-            items, version = self.kube.list(
-                key.api_version, key.plural, key.namespace,
-                label_selector=key.label_selector, field_selector=key.field_selector,
-            )  # fmt: skip
+            with LISTING:  # one kind at a time: the lists' pages are never all in memory at once
+                items, version = self.kube.list(
+                    key.api_version, key.plural, key.namespace,
+                    label_selector=key.label_selector, field_selector=key.field_selector,
+                    transform=slim if key.role == "observed" else None,
+                )  # fmt: skip
         except KubeError as error:
             if error.code in UNAVAILABLE:
                 self.deliver(Unavailable(key, f"{key.api_version} {key.plural}: {error}"))
@@ -134,7 +139,7 @@ class Informer:
         errors.succeeded("list")
         self.metrics.relists.labels(key.kind, reason).inc()
         self.version = version
-        self.deliver(Listed(key, [slim(i) for i in items] if key.role == "observed" else items, reason))
+        self.deliver(Listed(key, items, reason))
         return True
 
     def _follow(self, errors: Backoff, *, until: float) -> None:
