@@ -12,6 +12,9 @@ from kubernetes import client
 from benchmarks.conftest import NAMESPACE, ROUNDS, Scale
 from eevee.kube.config import kubeconfig_connection
 
+# A cluster of 1,000 modules with their Pods takes a minute to converge on a quiet machine (its
+# fixture's time counts in its first test): more than the suite's default timeout on a loaded one.
+pytestmark = pytest.mark.timeout(900)
 
 @pytest.fixture(scope="module")
 def running(scale: Scale) -> Any:
