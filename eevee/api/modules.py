@@ -1,10 +1,10 @@
 """What the HTTP API says about bot modules: listing, one module, rolling restart.
 
-The module summaries are read from the API server at request time (two list
-calls: the BotModules, and the Deployments the operator manages), not from the
-reconciler's snapshot, which belongs to the reconcile thread. The pod summary
-comes from the Deployment's status (the operator never reads Pods, and needs no
-permission to).
+Our own routes' summaries are read from the API server at request time (two list calls: the
+BotModules, and the Deployments the operator manages); their pod summary comes from the
+Deployment's status. The eevee operator's ``/api/bot-modules`` (``eevee_modules``) is read from the
+operator's watch-fed cache instead, Pods included: its callers (the admin module's ``health``)
+ask often, and it must cost no request whatever the number of modules.
 """
 
 from __future__ import annotations
