@@ -12,7 +12,7 @@ import threading
 from kubestandin.store import ApiError, Event, Store
 
 
-class _Controller:
+class Controller:
     """A thread fed by the store's events (what both controllers share)."""
 
     def __init__(self, store: Store, name: str) -> None:
@@ -37,7 +37,7 @@ class _Controller:
         raise NotImplementedError
 
 
-class GarbageCollector(_Controller):
+class GarbageCollector(Controller):
     def __init__(self, store: Store) -> None:
         self._queue: list[str] = []
         super().__init__(store, "standin-gc")

@@ -36,6 +36,7 @@ import threading
 import time
 from typing import Any
 
+from kubestandin.controllers import Controller
 from kubestandin.registry import Registry
 from kubestandin.store import ApiError, Event, Store, now
 
@@ -61,11 +62,10 @@ def _owner(obj: Obj) -> dict[str, Any]:
             "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
 
 
-class WorkloadController:
+class WorkloadController(Controller):
     """One thread for the three controllers: events schedule syncs, timers drive the kubelet."""
 
     def __init__(self, store: Store, registry: Registry, *, delay: float = 0.1, crash_interval: float = 1.0) -> None:
-        self.store = store
         self.delay = delay
         self.crash_interval = crash_interval
         self.rt = {kind: registry.get(group, "v1", plural) for kind, group, plural in (
@@ -77,18 +77,7 @@ class WorkloadController:
         self._index_lock = threading.Lock()
         self._heap: list[tuple[float, int, tuple[str, str, str]]] = []
         self._counter = itertools.count()
-        self._cv = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="standin-workloads", daemon=True)
-        store.listeners.append(self._on_event)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        with self._cv:
-            self._cv.notify_all()
+        super().__init__(store, "standin-workloads")
 
     # --- what tests ask for ------------------------------------------------------------
 

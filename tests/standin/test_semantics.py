@@ -506,10 +506,12 @@ def test_a_deployment_that_never_becomes_ready(api, standin):
 
     def stuck():
         status = apps.read_namespaced_deployment("web", NAMESPACE).status
-        return status is not None and not status.ready_replicas and status.unavailable_replicas == 2 and status
+        reasons = {c.type: c.reason for c in (status.conditions or [])} if status is not None else {}
+        return reasons.get("Progressing") == "ProgressDeadlineExceeded" and status
 
-    status = eventually(stuck)
-    assert {c.type: c.reason for c in status.conditions}["Progressing"] == "ProgressDeadlineExceeded"
+    status = eventually(stuck)  # the status written after the fault, not one from before it
+    assert not status.ready_replicas and status.unavailable_replicas == 2
+    assert {c.type: c.status for c in status.conditions} == {"Available": "False", "Progressing": "False"}
 
 
 # --- the real server's validation of built-in kinds ----------------------------------------
