@@ -23,6 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from eevee import __version__
+from eevee.engine.status import Sample
 
 _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -35,24 +36,26 @@ class ResourceGauges(Collector):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._per_resource: dict[tuple[str, str, str], list[tuple[str, str, float]]] = {}
+        self._per_resource: dict[tuple[str, str, str], list[Sample]] = {}
 
-    def replace(self, per_resource: Mapping[tuple[str, str, str], list[tuple[str, str, float]]]) -> None:
-        """``per_resource``: (kind, namespace, name) -> [(metric, documentation, value)]."""
+    def replace(self, per_resource: Mapping[tuple[str, str, str], list[Sample]]) -> None:
+        """``per_resource``: (kind, namespace, name) -> [(metric, documentation, value, extra labels)].
+        A metric's extra labels are the same names for every resource."""
         with self._lock:
             self._per_resource = dict(per_resource)
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
             per_resource = self._per_resource
-        samples: dict[str, tuple[str, list[tuple[str, str, float]]]] = {}
+        samples: dict[str, tuple[str, list[str], list[tuple[list[str], float]]]] = {}
         for (_, namespace, name), gauges in per_resource.items():
-            for metric, documentation, value in gauges:
-                samples.setdefault(metric, (documentation, []))[1].append((namespace, name, value))
-        for name, (documentation, values) in sorted(samples.items()):
-            family = GaugeMetricFamily(name, documentation, labels=["name", "namespace"])
-            for namespace, resource, value in values:
-                family.add_metric([resource, namespace], value)
+            for metric, documentation, value, extra in gauges:
+                family = samples.setdefault(metric, (documentation, [k for k, _ in extra], []))
+                family[2].append(([name, namespace, *(v for _, v in extra)], value))
+        for name, (documentation, labels, values) in sorted(samples.items()):
+            family = GaugeMetricFamily(name, documentation, labels=["name", "namespace", *labels])
+            for label_values, value in values:
+                family.add_metric(label_values, value)
             yield family
 
 

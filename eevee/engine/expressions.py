@@ -13,11 +13,14 @@ describe manifests; anything cleverer belongs in a new, documented construct.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import itertools
 import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from eevee.engine.paths import Path, format_path, get, parse_path
@@ -342,7 +345,49 @@ def _yaml_mapping(value: Any, field: str) -> Any:
     return value  # checked, passed through unchanged
 
 
+def _unix_time(value: Any, field: str) -> float:
+    """An RFC 3339 timestamp (as Kubernetes writes them) as seconds since the epoch."""
+    try:
+        stamp = datetime.fromisoformat(_text(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise EvaluationError(field, f"{value!r} is not an RFC 3339 timestamp") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+# The macros a CronJob's schedule may use (kube-controller-manager's cron parser, robfig/cron).
+_CRON_MACROS = {
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+}
+_CRON_RUNS = 400  # a year of daily runs, two weeks of hourly ones: every weekly or monthly gap shows
+
+
+@functools.lru_cache(maxsize=1024)
+def cron_period(schedule: str) -> float | None:
+    """The longest time between two runs of a cron schedule, in seconds (None if it is no schedule
+    cronsim reads): what a schedule allows between two backups. Measured over its next runs from a
+    fixed date, so the answer never changes."""
+    from cronsim import CronSim, CronSimError
+
+    expression = _CRON_MACROS.get(schedule.strip(), schedule.strip())
+    try:
+        start = datetime(2001, 1, 1, tzinfo=UTC)
+        runs = [t.timestamp() for t in itertools.islice(CronSim(expression, start), _CRON_RUNS)]
+    except (CronSimError, ValueError):
+        return None
+    return max((b - a for a, b in itertools.pairwise(runs)), default=None)
+
+
+def _cron_period(value: Any, field: str) -> Any:
+    period = cron_period(_text(value))
+    return UNSET if period is None else period
+
+
 _NAMED_TRANSFORMS: dict[str, Transform] = {
+    "unixTime": _unix_time,
+    "cronPeriod": _cron_period,
     "string": _to_string,
     "integer": _to_integer,
     "base64": _base64,
@@ -353,7 +398,7 @@ _NAMED_TRANSFORMS: dict[str, Transform] = {
 
 
 def compile_transform(spec: Any) -> Transform:
-    """A named transform (``string``, ``integer``, ``base64``, ``sha256``, ``quantity``)
+    """A named transform (``string``, ``integer``, ``base64``, ``sha256``, ``quantity``, ...)
     or ``{map: {from: to, ...}}``; unmapped values pass through unchanged."""
     if isinstance(spec, str):
         if spec not in _NAMED_TRANSFORMS:

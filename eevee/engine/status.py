@@ -202,13 +202,18 @@ def status_changed(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -
     return any(previous.get(key) != value for key, value in new.items())
 
 
-def gauge_samples(
-    table: Table, scope: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]]
-) -> list[tuple[str, str, float]]:
-    """(metric name, help, value) of the table's ``metrics`` for one resource."""
+# A per-resource gauge sample: (metric, help, value, extra labels beyond name and namespace).
+Sample = tuple[str, str, float, tuple[tuple[str, str], ...]]
+
+READY_METRIC = "eevee_operator_resource_ready"
+FAILING_METRIC = "eevee_operator_resource_reconcile_failing"
+
+
+def gauge_samples(table: Table, scope: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]]) -> list[Sample]:
+    """(metric name, help, value, no extra labels) of the table's ``metrics`` for one resource."""
     status_scope = dict(scope)
     status_scope["live"] = live
-    out = []
+    out: list[Sample] = []
     for metric in table.metrics:
         value = metric.source.evaluate(status_scope)
         if value is UNSET:
@@ -216,7 +221,34 @@ def gauge_samples(
         if isinstance(value, bool):
             value = 1.0 if value else 0.0
         try:
-            out.append((metric.name, metric.help, float(value)))
+            out.append((metric.name, metric.help, float(value), ()))
         except (TypeError, ValueError):
             continue
     return out
+
+
+def condition_samples(kind: str, status: Mapping[str, Any], failing: Problem | None) -> list[Sample]:
+    """What every resource reports whatever its table: its Ready condition (1 or 0, with the
+    reason: which modules are not ready and why), and whether reconciling it fails (1 with the
+    reason, 0 with none), as kube-state-metrics reports a condition."""
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == READY), {})
+    return [
+        (
+            READY_METRIC,
+            "1 while the resource's Ready condition is True; the label reason is the condition's.",
+            1.0 if ready.get("status") == "True" else 0.0,
+            (("kind", kind), ("reason", str(ready.get("reason", "")))),
+        ),
+        failing_sample(kind, failing.reason if failing is not None else None),
+    ]
+
+
+def failing_sample(kind: str, reason: str | None) -> Sample:
+    """Whether reconciling a resource fails: 1 with the reason, or 0 with none."""
+    return (
+        FAILING_METRIC,
+        "1 while the operator cannot reconcile the resource (an invalid spec, a missing reference, "
+        "a refused write); the label reason says why.",
+        0.0 if reason is None else 1.0,
+        (("kind", kind), ("reason", reason or "")),
+    )

@@ -35,7 +35,15 @@ from eevee.engine.render import (
     Rendering,
     run_checks,
 )
-from eevee.engine.status import Problem, child_readiness, compute_status, gauge_samples, status_changed
+from eevee.engine.status import (
+    Problem,
+    Sample,
+    child_readiness,
+    compute_status,
+    condition_samples,
+    gauge_samples,
+    status_changed,
+)
 from eevee.engine.tables import RuleSet, Table
 from eevee.kube.client import JSON_PATCH, MERGE_PATCH, Kube, KubeError, plural_of
 from eevee.metrics import Metrics
@@ -61,7 +69,7 @@ class Outcome:
     result: Result
     writes: list[PlannedWrite] = field(default_factory=list)
     error: KubeError | None = None
-    gauges: list[tuple[str, str, float]] = field(default_factory=list)
+    gauges: list[Sample] = field(default_factory=list)
 
 
 class Reconciler:
@@ -395,6 +403,7 @@ class Reconciler:
         previous = resource.get("status") or {}
         stamp = rfc3339_now()
         pod_fields: dict[str, Any] = {}
+        failing = problem if problem is not None and problem is not PAUSED else None
         if table.pods_of and problem is None:
             problem, pod_fields = pod_report(pod, previous, stamp)
         kinds = {f"{c.api_version}/{c.kind}" for c in table.children}
@@ -410,7 +419,9 @@ class Reconciler:
             child_kinds=sorted(kinds),
         )
         status.update(pod_fields)
-        outcome.gauges = gauge_samples(table, scope, live)
+        # The table's gauges read the status being written (a module's restarts).
+        outcome.gauges = gauge_samples(table, {**scope, "status": status}, live)
+        outcome.gauges += condition_samples(resource["kind"], status, failing)
         if not status_changed(previous, status):
             if cache is not None:
                 cache.statuses[key] = (inputs, outcome.gauges)

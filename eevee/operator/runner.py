@@ -27,6 +27,7 @@ from typing import Any
 
 from eevee import __version__
 from eevee.engine.render import MANAGED_BY, MANAGED_BY_LABEL, RenderCache, status_inputs
+from eevee.engine.status import FAILING_METRIC, Sample, failing_sample
 from eevee.engine.tables import RuleSet
 from eevee.kube.client import Kube, plural_of
 from eevee.metrics import Metrics
@@ -87,7 +88,7 @@ class Runner:
         self.passes = 0
         self.last_pass_seconds: float | None = None
         self._pass_requested = True
-        self._gauges: dict[Key, list[tuple[str, str, float]]] = {}
+        self._gauges: dict[Key, list[Sample]] = {}
         self._threads: list[threading.Thread] = []
         self._wanted: set[WatchKey] = set()
         self._informers: dict[WatchKey, Informer] = {}
@@ -338,7 +339,8 @@ class Runner:
                 extra={"kind": key[0], "namespace": key[1], "resource_name": key[2]},
             )
             self.metrics.errors.labels(key[0], "InternalError").inc()
-            outcome = Outcome("error")
+            kept = [sample for sample in self._gauges.get(key, []) if sample[0] != FAILING_METRIC]
+            outcome = Outcome("error", gauges=[*kept, failing_sample(key[0], "InternalError")])
         if outcome.result == "error":
             delay = self.backoff.failed(key)
             log.info("retrying in %.2fs", delay, extra={"kind": key[0], "namespace": key[1], "resource_name": key[2]})
