@@ -9,6 +9,7 @@ once per clone) and runs the server from there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -79,6 +80,13 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
+    with running_s3_server() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_s3_server() -> Iterator[S3Server]:
+    """moto's S3 server on a free loopback port, with one IAM user allowed everything."""
     _environment()
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -93,7 +101,7 @@ def s3_server() -> Iterator[S3Server]:
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail("moto_server did not start")
+                    raise RuntimeError("moto_server did not start")
                 time.sleep(0.1)
         made = subprocess.run([str(VENV / "bin" / "python"), "-c", _SETUP, endpoint],
                               check=True, capture_output=True, text=True, timeout=60)

@@ -449,8 +449,8 @@ class Runner:
             return
         if self.snapshot.unavailable.pop(key.kind, None) is not None:
             log.info("kind %s can be listed again", key.kind)
-            self.metrics.kind_unavailable.labels(key.kind).set(0)
             self._pass_requested = True
+        self.metrics.kind_unavailable.labels(key.kind).set(0)  # a series per kind read, 0 while all is well
         assert isinstance(delivery, Listed)
         before = set(self.snapshot.resources) if key.role == "resource" else set()
         self.snapshot.replace(key.role, key.kind, key.namespace, delivery.items)
