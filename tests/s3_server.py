@@ -101,7 +101,7 @@ def running_s3_server() -> Iterator[S3Server]:
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("moto_server did not start")
+                    raise RuntimeError("moto_server did not start") from None
                 time.sleep(0.1)
         made = subprocess.run([str(VENV / "bin" / "python"), "-c", _SETUP, endpoint],
                               check=True, capture_output=True, text=True, timeout=60)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, NamedTuple
 
 from eevee.engine.expressions import UNSET
-from eevee.engine.tables import StatusOverride, Table
+from eevee.engine.tables import RESERVED_METRICS, StatusOverride, Table
 
 Readiness = Literal["Ready", "InProgress", "Failed"]
 READY = "Ready"
@@ -205,8 +205,7 @@ def status_changed(previous: Mapping[str, Any] | None, new: Mapping[str, Any]) -
 # A per-resource gauge sample: (metric, help, value, extra labels beyond name and namespace).
 Sample = tuple[str, str, float, tuple[tuple[str, str], ...]]
 
-READY_METRIC = "eevee_operator_resource_ready"
-FAILING_METRIC = "eevee_operator_resource_reconcile_failing"
+READY_METRIC, FAILING_METRIC = RESERVED_METRICS
 
 
 def gauge_samples(table: Table, scope: Mapping[str, Any], live: Mapping[str, Mapping[str, Any]]) -> list[Sample]:

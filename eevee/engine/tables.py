@@ -212,6 +212,10 @@ TABLE_SCHEMA: dict[str, Any] = {
 }
 
 
+# Gauges the operator exports for every resource, whatever its table (eevee.engine.status).
+RESERVED_METRICS = ("eevee_operator_resource_ready", "eevee_operator_resource_reconcile_failing")
+
+
 class TableError(ValueError):
     """A refused rule table: every problem as (file, rule, reason)."""
 
@@ -966,6 +970,9 @@ class _TableCompiler:
 
         metrics = []
         for index, metric in enumerate(doc.get("metrics", [])):
+            if metric["name"] in RESERVED_METRICS:
+                self.fail(f"metrics[{index}] ({metric['name']})", "is a metric every resource has already; rename it")
+                continue
             compiled = self.source(f"metrics[{index}] ({metric['name']})", metric, live=True)
             if compiled is not None:
                 metrics.append(MetricRule(metric["name"], metric["help"], compiled))

@@ -111,6 +111,9 @@ def test_conditions_on_children_and_on_patches():
         ('[{map: {"false": 0, "true": 3}}]', False, 0),
         ('[{map: {"a": "b"}}]', "z", "z"),  # unmapped values pass through
         ('[{map: {"true": "yes"}}, sha256]', True, hashlib.sha256(b"yes").hexdigest()),
+        ("[unixTime]", "2026-12-07T18:00:00Z", 1796666400.0),
+        ("[cronPeriod]", "0 3 * * 1-5", 3 * 86400.0),  # Friday to Monday
+        ("[cronPeriod]", "@hourly", 3600.0),
     ],
 )
 def test_transforms(transform, value, expected):
@@ -409,6 +412,12 @@ def test_yaml_syntax_errors_name_file_and_line(tmp_path):
             "status:\n  conditions:\n    - {type: Ready, cases: [{when: {set: spec.size}, status: 'True', reason: A, message: a}]}\n",
             "status.conditions[0] (Ready)",
             "given twice",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}",
+            "metrics:\n  - {name: eevee_operator_resource_ready, help: mine, value: 1}\n",
+            "metrics[0] (eevee_operator_resource_ready)",
+            "is a metric every resource has already",
         ),
     ],
 )

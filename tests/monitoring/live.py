@@ -152,7 +152,7 @@ def bot(s3: S3Server, *, poll_interval: float = 10.0) -> Iterator[Bot]:
                                                              "resources": {"requests": {"storage": "1Gi"}}},
                               backupSchedule={"name": "nightly"}))
         operator = OperatorService(
-            operator_settings(poll_interval=poll_interval, identity="eevee-operator-0"),
+            operator_settings(poll_interval=poll_interval, identity="eevee-operator-0", lease_duration=15.0),
             connection=kubeconfig_connection(standin.kubeconfig),
         ).start()
         try:
@@ -178,8 +178,9 @@ def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
     return [p for p in board["panels"] if p.get("targets")]
 
 
-def resolve(expr: str) -> str:
+def resolve(expr: str, rate_interval: str = VARIABLES["$__rate_interval"]) -> str:
     """A panel's query with the dashboard's variables as Grafana fills them in for "All"."""
-    for name in sorted(VARIABLES, key=len, reverse=True):
-        expr = expr.replace(name, VARIABLES[name])
+    variables = {**VARIABLES, "$__rate_interval": rate_interval}
+    for name in sorted(variables, key=len, reverse=True):
+        expr = expr.replace(name, variables[name])
     return expr

@@ -14,7 +14,7 @@ import pytest
 
 from tests.charts.helm import render
 from tests.conftest import eventually
-from tests.monitoring import live
+from tests.monitoring import draw, live
 from tests.monitoring.prometheus import tool
 
 
@@ -50,10 +50,11 @@ def test_every_panel_reads_the_chosen_datasource_and_variables():
 
 
 @pytest.mark.timeout(300)
-def test_every_panel_query_returns_data_from_a_real_prometheus(s3_server):
+def test_every_panel_query_returns_data_from_a_real_prometheus(s3_server, tmp_path):
     binary = tool("prometheus")
     board = live.dashboard()
     with live.bot(s3_server) as bot, live.prometheus(bot.metrics_target, binary) as prom:
+        started = time.time()
         # Converged and scraped: every resource's series is in, and a rate has two samples.
         eventually(lambda: len(prom.query('eevee_operator_resource_ready{kind="BotModule"}')) == 5, timeout=60,
                    message="the five modules scraped")
@@ -72,3 +73,6 @@ def test_every_panel_query_returns_data_from_a_real_prometheus(s3_server):
                 continue
             match, label = variable["query"]["query"].removeprefix("label_values(").removesuffix(")").rsplit(", ", 1)
             assert prom.label_values(label, live.resolve(match)), variable["name"]
+        # The README's picture is drawn from these same answers (tests.monitoring.draw).
+        draw.draw(board, prom, started, time.time(), tmp_path / "dashboard.png")
+        assert (tmp_path / "dashboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
