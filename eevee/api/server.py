@@ -31,10 +31,11 @@ class _JsonErrorTask(ErrorTask):
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()
         self.content_length = len(body)
-        self.write(body)
+        # Counted before the answer leaves: a client that reads /metrics next finds it there.
         observe = getattr(self.channel.server, "observe_refusal", None)
         if observe is not None:
             observe(str(error.code))
+        self.write(body)
 
 
 class _JsonErrorChannel(HTTPChannel):
