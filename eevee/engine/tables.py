@@ -195,6 +195,19 @@ TABLE_SCHEMA: dict[str, Any] = {
             "patches": {"type": "list", "schema": _PATCH},
         },
     },
+    # Annotations written onto a referenced object once a condition holds of the status being
+    # written (a restore that succeeded marks the module's claim).
+    "marks": {
+        "type": "list",
+        "schema": {
+            "type": "dict",
+            "schema": {
+                "reference": {"type": "string", "required": True},
+                "when": {**_CONDITION, "required": True},
+                "annotations": {**_LABELS, "required": True, "empty": False},
+            },
+        },
+    },
     # The Pods of a child (a Deployment): watched, and what the speaking one says goes into the
     # resource's Ready condition and the HTTP API.
     "pods": {"type": "dict", "schema": {"of": {"type": "string", "required": True}}},
@@ -330,6 +343,15 @@ class ExtraCondition:
 
 
 @dataclass(frozen=True)
+class Mark:
+    """Annotations the operator writes onto a referenced object when ``when`` holds."""
+
+    reference: str
+    when: Condition
+    annotations: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class MetricRule:
     name: str
     help: str
@@ -361,6 +383,7 @@ class Table:
     metrics: tuple[MetricRule, ...] = ()
     notes: tuple[str, ...] = ()
     pods_of: str | None = None  # the child whose Pods speak for the resource (pods.of)
+    marks: tuple[Mark, ...] = ()
     validator_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     @property
@@ -977,6 +1000,18 @@ class _TableCompiler:
             if compiled is not None:
                 metrics.append(MetricRule(metric["name"], metric["help"], compiled))
 
+        marks = []
+        for index, mark in enumerate(doc.get("marks", [])):
+            rule = f"marks[{index}]"
+            target = next((r for r in references if r.name == mark["reference"]), None)
+            if target is None or target.api_version is None:
+                why = "is not a reference of this table to an object (one with apiVersion)"
+                self.fail(f"{rule}.reference", f"{mark['reference']} {why}")
+                continue
+            when = self.condition(f"{rule}.when", mark["when"], live=True)
+            if when is not None:
+                marks.append(Mark(target.name, when, tuple(sorted(mark["annotations"].items()))))
+
         pods_of = (doc.get("pods") or {}).get("of")
         if pods_of is not None:
             made = next((c for c in children if c.id == pods_of), None)
@@ -1007,6 +1042,7 @@ class _TableCompiler:
             metrics=tuple(metrics),
             notes=tuple(self.notes),
             pods_of=pods_of,
+            marks=tuple(marks),
         )
 
 

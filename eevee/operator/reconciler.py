@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -419,6 +420,8 @@ class Reconciler:
             child_kinds=sorted(kinds),
         )
         status.update(pod_fields)
+        if table.marks:
+            self._marks(table, {**scope, "status": status, "live": live}, snapshot, outcome, where)
         # The table's gauges read the status being written (a module's restarts).
         outcome.gauges = gauge_samples(table, {**scope, "status": status}, live)
         outcome.gauges += condition_samples(resource["kind"], status, failing)
@@ -452,6 +455,34 @@ class Reconciler:
         snapshot.put_resource(updated)
         if old.get("status") != new["status"] or old.get("reason") != new["reason"]:
             log.info("Ready=%s (%s): %s", new["status"], new["reason"], new["message"], extra=where)
+
+    def _marks(
+        self, table: Table, scope: Mapping[str, Any], snapshot: Snapshot, outcome: Outcome, where: dict[str, str]
+    ) -> None:
+        """The table's ``marks``: annotations merged onto a referenced object once their condition
+        holds of the status being written (only those it lacks; nothing else of it is touched)."""
+        refs = scope.get("refs") or {}
+        for mark in table.marks:
+            target = refs.get(mark.reference)
+            if not isinstance(target, dict) or not target.get("metadata") or not mark.when(scope):
+                continue
+            meta = target["metadata"]
+            have = meta.get("annotations") or {}
+            missing = {key: value for key, value in mark.annotations if have.get(key) != value}
+            if not missing:
+                continue
+            body = {"metadata": {"annotations": missing}}
+            kind, namespace, name = target.get("kind", ""), meta.get("namespace", ""), meta["name"]
+            if self.dry_run:
+                outcome.writes.append(PlannedWrite("patch", kind, namespace, name, body))
+                continue
+            updated = self.kube.patch(
+                target.get("apiVersion", "v1"), plural_of(kind), namespace, name, body, content_type=MERGE_PATCH
+            )
+            self.metrics.writes.labels(kind, "patch").inc()
+            log.info("annotated %s %s: %s", kind, name, ", ".join(f"{k}={v}" for k, v in missing.items()), extra=where)
+            if snapshot.child(kind, namespace, name) is not None:
+                snapshot.put_child(updated)
 
 
 # Like kro's kro.run/reconcile: suspended and Crossplane's crossplane.io/paused: a person stops the

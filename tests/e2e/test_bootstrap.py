@@ -134,3 +134,38 @@ def test_without_a_volume_or_a_store_the_condition_says_why(cluster, operator, s
                          and bootstrapped(cluster, "other"))
     assert "spec.bootstrapFromBackup.s3Store.name" in missing["message"]
     assert cluster.deployment("eevee-other-module") is None  # waits until the store exists
+
+
+def test_a_claim_a_backup_restore_filled_is_not_restored_over_by_a_new_module(cluster, operator, standin, s3_server):
+    """As the eevee operator does (peer-backup.md 2.5): a BackupRestore that succeeded marks the
+    module's claim bootstrapped; the module deleted and made again over the kept claim, now with
+    bootstrapFromBackup, starts on what was restored instead of restoring the latest backup."""
+    from tests.e2e.test_backup_restore import restore
+
+    backed_up_store(cluster, standin, s3_server)
+    cluster.create(module("irc", persistentVolumeClaim=PVC))
+    cluster.create(restore(backupId="a0c1-old"))
+    eventually(lambda: cluster.read("Job", "bring-back-restore"), timeout=15)
+    assert "eevee.bot/bootstrapped" not in claim_annotations(cluster)  # not before it succeeded
+    finish(cluster, "Complete")
+    eventually(lambda: claim_annotations(cluster).get("eevee.bot/bootstrapped") == "true", timeout=10)
+
+    cluster.delete("BotModule", "irc")
+    eventually(lambda: cluster.deployment("eevee-irc-module") is None, timeout=10)
+    assert claim_annotations(cluster)["eevee.bot/bootstrapped"] == "true"  # the claim is kept
+    cluster.create(bootstrapping())
+    eventually(lambda: cluster.deployment("eevee-irc-module"), timeout=10)
+    eventually(lambda: bootstrapped(cluster).get("reason") == "NotNeeded")
+    assert job(cluster) is None
+
+
+def test_a_failed_restore_does_not_mark_the_claim(cluster, operator, standin, s3_server):
+    from tests.e2e.test_backup_restore import reason_is, restore
+
+    backed_up_store(cluster, standin, s3_server)
+    cluster.create(module("irc", persistentVolumeClaim=PVC))
+    cluster.create(restore(backupId="a0c1-old"))
+    eventually(lambda: cluster.read("Job", "bring-back-restore"), timeout=15)
+    finish(cluster, "Failed")
+    eventually(lambda: reason_is(cluster, "Failed"), timeout=10)
+    assert "eevee.bot/bootstrapped" not in claim_annotations(cluster)

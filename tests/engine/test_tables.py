@@ -415,6 +415,12 @@ def test_yaml_syntax_errors_name_file_and_line(tmp_path):
         ),
         (
             "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}",
+            "marks:\n  - {reference: nothing, when: {set: spec.size}, annotations: {a: b}}\n",
+            "marks[0].reference",
+            "nothing is not a reference of this table to an object",
+        ),
+        (
+            "- {id: cm, apiVersion: v1, kind: ConfigMap, name: a}",
             "metrics:\n  - {name: eevee_operator_resource_ready, help: mine, value: 1}\n",
             "metrics[0] (eevee_operator_resource_ready)",
             "is a metric every resource has already",
