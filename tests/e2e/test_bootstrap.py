@@ -33,6 +33,14 @@ def claim_annotations(cluster, name="eevee-irc-module-pvc"):
     return found.metadata.annotations or {}
 
 
+def starts_on_its_claim(cluster):
+    """A module with bootstrapFromBackup over a claim marked bootstrapped: it starts, no restore."""
+    cluster.create(bootstrapping())
+    eventually(lambda: cluster.deployment("eevee-irc-module"), timeout=10)
+    eventually(lambda: bootstrapped(cluster).get("reason") == "NotNeeded")
+    assert job(cluster) is None
+
+
 def test_a_new_module_starts_after_its_volume_is_restored_and_never_again(cluster, operator, standin, s3_server):
     backed_up_store(cluster, standin, s3_server)
     cluster.create(bootstrapping())
@@ -108,10 +116,7 @@ def test_a_claim_the_eevee_operator_bootstrapped_is_not_restored_over(cluster, o
                   "metadata": {"name": "eevee-irc-module-pvc", "namespace": NAMESPACE,
                                "annotations": {"eevee.bot/bootstrapped": "true"}},
                   "spec": PVC})
-    cluster.create(bootstrapping())
-    eventually(lambda: cluster.deployment("eevee-irc-module"), timeout=10)
-    eventually(lambda: bootstrapped(cluster).get("reason") == "NotNeeded")
-    assert job(cluster) is None
+    starts_on_its_claim(cluster)
 
 
 def test_a_name_too_long_for_the_bootstrap_job_is_refused_before_anything_is_made(cluster, operator, standin, s3_server):
@@ -153,10 +158,7 @@ def test_a_claim_a_backup_restore_filled_is_not_restored_over_by_a_new_module(cl
     cluster.delete("BotModule", "irc")
     eventually(lambda: cluster.deployment("eevee-irc-module") is None, timeout=10)
     assert claim_annotations(cluster)["eevee.bot/bootstrapped"] == "true"  # the claim is kept
-    cluster.create(bootstrapping())
-    eventually(lambda: cluster.deployment("eevee-irc-module"), timeout=10)
-    eventually(lambda: bootstrapped(cluster).get("reason") == "NotNeeded")
-    assert job(cluster) is None
+    starts_on_its_claim(cluster)
 
 
 def test_a_failed_restore_does_not_mark_the_claim(cluster, operator, standin, s3_server):
