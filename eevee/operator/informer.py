@@ -30,6 +30,7 @@ from typing import Any, Literal, NamedTuple
 from eevee.kube.client import Kube, KubeError
 from eevee.metrics import Metrics
 from eevee.operator.backoff import Backoff
+from eevee.operator.snapshot import shared
 
 log = logging.getLogger("eevee.operator")
 
@@ -126,7 +127,7 @@ class Informer:
                 items, version = self.kube.list(
                     key.api_version, key.plural, key.namespace,
                     label_selector=key.label_selector, field_selector=key.field_selector,
-                    transform=slim if key.role == "observed" else None,
+                    transform=cached_observed if key.role == "observed" else shared,
                 )  # fmt: skip
         except KubeError as error:
             if error.code in UNAVAILABLE:
@@ -167,7 +168,7 @@ class Informer:
                     obj.setdefault("apiVersion", key.api_version)
                     obj.setdefault("kind", key.kind)
                     obj.get("metadata", {}).pop("managedFields", None)  # never read; 1-2 KB an object
-                    self.deliver(Event(key, type_, slim(obj) if key.role == "observed" else obj))
+                    self.deliver(Event(key, type_, cached_observed(obj) if key.role == "observed" else shared(obj)))
             self.metrics.watch_restarts.labels(key.kind, "timeout").inc()
         except Exception as error:  # an informer thread must never die
             if not isinstance(error, KubeError):
@@ -184,6 +185,11 @@ class Informer:
                     log.warning("the %s watch read a bad event and resumes: %s", key.kind, error.message)
                 self.metrics.watch_restarts.labels(key.kind, "error").inc()
                 self.stop.wait(errors.failed("watch"))
+
+
+def cached_observed(obj: dict[str, Any]) -> dict[str, Any]:
+    """An observed object as the cache keeps it: slimmed, its strings shared."""
+    return shared(slim(obj))
 
 
 KEPT_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp", "ownerReferences", "annotations")

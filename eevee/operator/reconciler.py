@@ -49,7 +49,7 @@ from eevee.engine.tables import RuleSet, Table
 from eevee.kube.client import JSON_PATCH, MERGE_PATCH, Kube, KubeError, plural_of
 from eevee.metrics import Metrics
 from eevee.operator.events import EventRecorder
-from eevee.operator.snapshot import Key, Obj, Snapshot, key_of
+from eevee.operator.snapshot import Key, Obj, Snapshot, key_of, shared
 from eevee.timestamps import rfc3339_now, seconds_between
 
 log = logging.getLogger("eevee.reconciler")
@@ -271,7 +271,7 @@ class Reconciler:
                 self._check_ownership(resource, live, child)
             else:
                 _fill(created, child)
-                snapshot.put_child(created)
+                snapshot.put_child(shared(created))
                 self.metrics.writes.labels(child.kind, "create").inc()
                 return Change.created(child)
         else:
@@ -306,13 +306,13 @@ class Reconciler:
             patch = managed_patch(child, live, body)
             if patch is None:
                 _fill(live, child)
-                snapshot.put_child(live)
+                snapshot.put_child(shared(live))
                 return None
             patched = self.kube.patch(
                 child.api_version, plural, child.namespace, child.name, patch.patch, content_type=JSON_PATCH
             )
         _fill(patched, child)
-        snapshot.put_child(patched)
+        snapshot.put_child(shared(patched))
         self.metrics.writes.labels(child.kind, "patch").inc()
         return Change.updated(child, patch.patch)
 
@@ -348,7 +348,7 @@ class Reconciler:
             return Change("Recreated", "re-created", child.kind, child.name, f"{changed} cannot change in place")
         created = self.kube.create(child.api_version, plural_of(child.kind), child.namespace, child.body)
         _fill(created, child)
-        snapshot.put_child(created)
+        snapshot.put_child(shared(created))
         self.metrics.writes.labels(child.kind, "create").inc()
         return Change("Recreated", "re-created", child.kind, child.name, f"{changed} cannot change in place")
 
@@ -452,7 +452,7 @@ class Reconciler:
             content_type=MERGE_PATCH,
             subresource="status",
         )
-        snapshot.put_resource(updated)
+        snapshot.put_resource(shared(updated))
         if old.get("status") != new["status"] or old.get("reason") != new["reason"]:
             log.info("Ready=%s (%s): %s", new["status"], new["reason"], new["message"], extra=where)
 
@@ -482,7 +482,7 @@ class Reconciler:
             self.metrics.writes.labels(kind, "patch").inc()
             log.info("annotated %s %s: %s", kind, name, ", ".join(f"{k}={v}" for k, v in missing.items()), extra=where)
             if snapshot.child(kind, namespace, name) is not None:
-                snapshot.put_child(updated)
+                snapshot.put_child(shared(updated))
 
 
 # Like kro's kro.run/reconcile: suspended and Crossplane's crossplane.io/paused: a person stops the
