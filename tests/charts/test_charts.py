@@ -20,7 +20,8 @@ K8S_VERSION = "1.34"  # the version the CRDs and the chart are checked against
 VALUE_SETS = {
     "defaults": {},
     "namespaces": {"watchNamespaces": ["bots", "more-bots"], "replicaCount": 2},
-    "everywhere": {"watchNamespaces": ["*"], "serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}},
+    "everywhere": {"watchNamespaces": ["*"], "serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True},
+                   "prometheusRule": {"enabled": True}, "dashboard": {"enabled": True}},
     "existing-token": {"apiToken": {"existingSecret": "my-token", "secretKey": "api"}, "serviceAccount": {"create": False, "name": "ops"}},
     "tuned": {"operator": {"pollIntervalSeconds": 5, "watchSilenceSeconds": 60, "resyncSeconds": 0, "logLevel": "DEBUG", "logFormat": "text", "leaderElection": False},
               "image": {"repository": "registry.example.org/eevee-operator", "tag": "9.9.9"}, "nodeSelector": {"pool": "bots"}},
@@ -42,7 +43,7 @@ def test_the_crd_chart_ships_exactly_the_crds(root):
 def test_every_rendered_object_is_a_valid_kubernetes_object(values):
     for obj in render(values):
         if obj["apiVersion"].startswith("monitoring.coreos.com/"):
-            assert obj["kind"] in ("ServiceMonitor", "PodMonitor") and obj["spec"]
+            assert obj["kind"] in ("ServiceMonitor", "PodMonitor", "PrometheusRule") and obj["spec"]
             continue
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
     for crd in crds():
