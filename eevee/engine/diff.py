@@ -19,10 +19,12 @@ cheaper than ``jsonpatch.make_patch`` of the same object against itself.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 import jsonpatch
+import orjson
 
 from eevee.engine.paths import ListKey, Path, decode_path_set, find_index, flatten, get, pointer
 from eevee.engine.render import MANAGED_FIELDS, DesiredChild, copy_json, managed_leaves
@@ -41,6 +43,47 @@ def same(a: Any, b: Any) -> bool:
 
 
 _NOT_CONTENT = ("apiVersion", "kind", "metadata", "status")
+
+
+class Trimmed(dict):  # type: ignore[type-arg]
+    """A child as the cache keeps it (see :func:`trim`): ``digest`` stands for its managed leaves."""
+
+    __slots__ = ("digest",)
+    digest: bytes
+
+
+def recorded_leaves(record: str) -> tuple[Path, ...]:
+    """The leaves of a managed-fields record (each child's own: its owner's uid is in it)."""
+    return tuple(decode_path_set(record)[0])
+
+
+def leaves_digest(obj: Mapping[str, Any], leaves: tuple[Path, ...]) -> bytes:
+    """What ``obj`` holds at ``leaves``, as 16 bytes: equal digests, equal values (an absent
+    leaf differs from every value, ``true`` from ``1``)."""
+    values = [[1, found] if (found := get(obj, path, _MISSING)) is not _MISSING else [0] for path in leaves]
+    return hashlib.blake2b(orjson.dumps(values, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
+def trim(obj: dict[str, Any], keep: tuple[Path, ...]) -> dict[str, Any]:
+    """A child as the cache keeps it, as controller-runtime's cache transforms slim what a
+    controller caches: its identity, metadata and status, the fields in ``keep`` (what the rules
+    read of it), and a digest of the leaves its managed-fields record names, which is all
+    :func:`needs_patch` compares. The rest (most of a pod template, the server's defaults) is
+    dropped: a patch is built from the object read anew. An object with no record (not written
+    by this operator yet, to be adopted) is kept whole: adopting it reads all its fields."""
+    record = ((obj.get("metadata") or {}).get("annotations") or {}).get(MANAGED_FIELDS)
+    if not isinstance(record, str):
+        return obj
+    out = Trimmed({key: value for key, value in obj.items() if key in _NOT_CONTENT})
+    for path in keep:
+        found = get(obj, path, _MISSING)
+        if found is not _MISSING:
+            node = out
+            for segment in path[:-1]:
+                node = node.setdefault(segment, {})
+            node[path[-1]] = found
+    out.digest = leaves_digest(obj, recorded_leaves(record))
+    return out
 
 
 def previously_managed(
@@ -74,8 +117,13 @@ def needs_patch(desired: DesiredChild, live: Mapping[str, Any], body: Mapping[st
     annotations = live.get("metadata", {}).get("annotations") or {}
     if annotations.get(MANAGED_FIELDS) != desired.managed:
         return True
+    body = desired.body if body is None else body
+    if isinstance(live, Trimmed):  # the same record: the same leaves, compared as digests
+        if live.digest != leaves_digest(body, recorded_leaves(desired.managed)):
+            return True
+        return any(get(live, target, _MISSING) is _MISSING for target in desired.create_only)
     # Worked out here: only when the live object moved on.
-    for path, value in managed_leaves(desired.body if body is None else body, desired.targets):
+    for path, value in managed_leaves(body, desired.targets):
         found = get(live, path, _MISSING)
         if found is _MISSING or not same(found, value):
             return True
@@ -91,6 +139,8 @@ def managed_patch(
     body = desired.body if body is None else body
     if not needs_patch(desired, live, body):
         return None
+    if isinstance(live, Trimmed):
+        raise ValueError("a patch is built from the whole live object, not the cache's trimmed copy")
     work: dict[str, Any] = copy_json(dict(live))
     ops: list[dict[str, Any]] = []
     version = live.get("metadata", {}).get("resourceVersion")

@@ -16,6 +16,7 @@ the compiled :class:`RuleSet`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -226,6 +227,8 @@ TABLE_SCHEMA: dict[str, Any] = {
 
 
 # Gauges the operator exports for every resource, whatever its table (eevee.engine.status).
+# Fields of a live child the engine itself reads (eevee.engine.status.child_state: a workload's desired replicas).
+ENGINE_READS: tuple[Path, ...] = (("spec", "replicas"),)
 RESERVED_METRICS = ("eevee_operator_resource_ready", "eevee_operator_resource_reconcile_failing")
 
 
@@ -379,6 +382,7 @@ class Table:
     conditions: tuple[ExtraCondition, ...] = ()
     probes: tuple[ProbeRule, ...] = ()
     status_reads: tuple[Path, ...] = ()  # the resource's own status fields some rule reads (status.<field>)
+    live_reads: tuple[Path, ...] = ()  # (child id, *field) of every live.<child>.<field> a rule reads
     ref_uses: tuple[tuple[str, Path], ...] = ()
     metrics: tuple[MetricRule, ...] = ()
     notes: tuple[str, ...] = ()
@@ -432,6 +436,34 @@ class RuleSet:
     def watches_pods(self) -> bool:
         """Whether a table reads the Pods of a child (then Pods and ReplicaSets are cached)."""
         return any(table.pods_of for table in self.tables.values())
+
+    def cached_fields(self) -> dict[str, tuple[Path, ...] | None]:
+        """What the cache keeps of each child kind besides its metadata and status (see
+        docs/rule-tables.md, "What the cache keeps"): the fields some rule reads through
+        ``live.<child>``, the immutable ones, and those the engine reads itself (a workload's
+        ``spec.replicas``), each cut at its first list selector; the managed fields the differ
+        compares are kept as a digest. None: the kind is kept whole, as a child some rule writes
+        once (createOnly: the differ checks what is missing) or a kind a table references."""
+        kept: dict[str, tuple[Path, ...] | None] = {}
+        whole = {ref.kind for table in self.tables.values() for ref in table.references}
+        for table in self.tables.values():
+            reads = {child_id: [] for child_id in (c.id for c in table.children)}
+            for child_id, *field_path in table.live_reads:
+                if field_path:  # live.<child> alone asks whether it exists
+                    reads.setdefault(child_id, []).append(tuple(field_path))
+            for child in table.children:
+                once = child.create_only or any(patch.create_only for patch in child.patches)
+                if once or child.kind in whole or kept.get(child.kind, ()) is None:
+                    kept[child.kind] = None
+                    continue
+                paths = set(kept.get(child.kind) or ()) | set(ENGINE_READS)
+                for path in [*reads[child.id], *child.immutable]:
+                    cut = tuple(itertools.takewhile(lambda segment: isinstance(segment, str), path))
+                    if not cut or cut[0] in ("apiVersion", "kind", "metadata", "status"):
+                        continue  # kept whole already
+                    paths.add(cut)
+                kept[child.kind] = tuple(sorted(paths))
+        return kept
 
     def referenced_kinds(self) -> list[tuple[str, str]]:
         """Every (apiVersion, kind) a table references that has no table of its own (a Secret):
@@ -632,6 +664,7 @@ class _TableCompiler:
         self.reference_names: list[str] = []
         self.probe_names: list[str] = []
         self.status_reads: list[Path] = []
+        self.live_reads: list[Path] = []
         self.child_ids: list[str] = []
         self.spec_schema: dict[str, Any] = document["schema"]
         self.deferred_ref_paths: list[tuple[str, Path]] = []
@@ -680,6 +713,8 @@ class _TableCompiler:
             ids = [c.get("id") for c in self.doc.get("children", []) if isinstance(c, dict)]
             if len(path) < 2 or path[1] not in ids:
                 self.fail(rule, f"path {text} names no child of this table")
+            elif path[1:] not in self.live_reads:
+                self.live_reads.append(path[1:])
         else:
             allowed = "metadata, spec, status, values, refs, probes, labels, operator"
             allowed += ", children" if children else ""
@@ -1038,6 +1073,7 @@ class _TableCompiler:
             conditions=tuple(conditions),
             probes=tuple(probes),
             status_reads=tuple(self.status_reads),
+            live_reads=tuple(self.live_reads),
             ref_uses=tuple(self.deferred_ref_paths),
             metrics=tuple(metrics),
             notes=tuple(self.notes),

@@ -27,10 +27,11 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
+from eevee.engine.paths import Path
 from eevee.kube.client import Kube, KubeError
 from eevee.metrics import Metrics
 from eevee.operator.backoff import Backoff
-from eevee.operator.snapshot import shared
+from eevee.operator.snapshot import cached_child, shared
 
 log = logging.getLogger("eevee.operator")
 
@@ -51,6 +52,7 @@ class WatchKey(NamedTuple):
     label_selector: str | None
     field_selector: str | None
     role: Role
+    keep: tuple[Path, ...] | None = None  # a child kind: what its cache keeps (RuleSet.cached_fields)
 
 
 class Listed(NamedTuple):
@@ -100,6 +102,14 @@ class Informer:
         self.wanted = wanted
         self.version: str | None = None  # the last resourceVersion seen; None: list first
 
+    def _cached(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """An object as the cache keeps it: slimmed (observed), trimmed (a child), its strings shared."""
+        if self.key.role == "observed":
+            return cached_observed(obj)
+        if self.key.role == "child":
+            return cached_child(obj, self.key.keep)
+        return shared(obj)
+
     def _next_resync(self) -> float:
         if self.resync <= 0:
             return float("inf")
@@ -127,7 +137,7 @@ class Informer:
                 items, version = self.kube.list(
                     key.api_version, key.plural, key.namespace,
                     label_selector=key.label_selector, field_selector=key.field_selector,
-                    transform=cached_observed if key.role == "observed" else shared,
+                    transform=self._cached,
                 )  # fmt: skip
         except KubeError as error:
             if error.code in UNAVAILABLE:
@@ -168,7 +178,7 @@ class Informer:
                     obj.setdefault("apiVersion", key.api_version)
                     obj.setdefault("kind", key.kind)
                     obj.get("metadata", {}).pop("managedFields", None)  # never read; 1-2 KB an object
-                    self.deliver(Event(key, type_, cached_observed(obj) if key.role == "observed" else shared(obj)))
+                    self.deliver(Event(key, type_, self._cached(obj)))
             self.metrics.watch_restarts.labels(key.kind, "timeout").inc()
         except Exception as error:  # an informer thread must never die
             if not isinstance(error, KubeError):
@@ -193,6 +203,9 @@ def cached_observed(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 KEPT_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp", "ownerReferences", "annotations")
+# What eevee.engine.pods reads of a Pod's status (not its IPs, QoS class, or the containers' runtime ids).
+KEPT_POD_STATUS = ("phase", "conditions", "startTime", "containerStatuses")
+KEPT_CONTAINER_STATUS = ("name", "ready", "restartCount", "image", "state", "lastState")
 
 
 def slim(obj: dict[str, Any]) -> dict[str, Any]:
@@ -203,7 +216,13 @@ def slim(obj: dict[str, Any]) -> dict[str, Any]:
     kept = {k: metadata[k] for k in KEPT_METADATA if k in metadata}
     if obj.get("kind") == "Pod":
         kept.pop("annotations", None)
-        return {"apiVersion": obj.get("apiVersion"), "kind": "Pod", "metadata": kept, "status": obj.get("status") or {}}
+        status = {k: v for k, v in (obj.get("status") or {}).items() if k in KEPT_POD_STATUS}
+        if isinstance(status.get("containerStatuses"), list):
+            status["containerStatuses"] = [
+                {k: v for k, v in c.items() if k in KEPT_CONTAINER_STATUS} if isinstance(c, dict) else c
+                for c in status["containerStatuses"]
+            ]
+        return {"apiVersion": obj.get("apiVersion"), "kind": "Pod", "metadata": kept, "status": status}
     revision = (kept.get("annotations") or {}).get("deployment.kubernetes.io/revision")
     kept["annotations"] = {"deployment.kubernetes.io/revision": revision} if revision else {}
     return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": kept}

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from eevee.engine.diff import managed_patch
+from eevee.engine.diff import Trimmed, managed_patch, needs_patch
 from eevee.engine.paths import format_path, get
 from eevee.engine.pods import pod_problem, pod_status
 from eevee.engine.render import (
@@ -271,7 +271,7 @@ class Reconciler:
                 self._check_ownership(resource, live, child)
             else:
                 _fill(created, child)
-                snapshot.put_child(shared(created))
+                snapshot.cache_child(created)
                 self.metrics.writes.labels(child.kind, "create").inc()
                 return Change.created(child)
         else:
@@ -286,6 +286,10 @@ class Reconciler:
                     "table does not allow re-creating it",
                 )
             return self._recreate(child, live, changed, snapshot, outcome)
+        if isinstance(live, Trimmed) and needs_patch(child, live, body):
+            # The cache holds a digest of the managed fields: a patch is built from the object read anew.
+            live = self.kube.get(child.api_version, plural, child.namespace, child.name)
+            _fill(live, child)
         patch = managed_patch(child, live, body)
         if patch is None:
             if verified is not None:
@@ -306,13 +310,13 @@ class Reconciler:
             patch = managed_patch(child, live, body)
             if patch is None:
                 _fill(live, child)
-                snapshot.put_child(shared(live))
+                snapshot.cache_child(live)
                 return None
             patched = self.kube.patch(
                 child.api_version, plural, child.namespace, child.name, patch.patch, content_type=JSON_PATCH
             )
         _fill(patched, child)
-        snapshot.put_child(shared(patched))
+        snapshot.cache_child(patched)
         self.metrics.writes.labels(child.kind, "patch").inc()
         return Change.updated(child, patch.patch)
 
@@ -348,7 +352,7 @@ class Reconciler:
             return Change("Recreated", "re-created", child.kind, child.name, f"{changed} cannot change in place")
         created = self.kube.create(child.api_version, plural_of(child.kind), child.namespace, child.body)
         _fill(created, child)
-        snapshot.put_child(shared(created))
+        snapshot.cache_child(created)
         self.metrics.writes.labels(child.kind, "create").inc()
         return Change("Recreated", "re-created", child.kind, child.name, f"{changed} cannot change in place")
 
@@ -482,7 +486,7 @@ class Reconciler:
             self.metrics.writes.labels(kind, "patch").inc()
             log.info("annotated %s %s: %s", kind, name, ", ".join(f"{k}={v}" for k, v in missing.items()), extra=where)
             if snapshot.child(kind, namespace, name) is not None:
-                snapshot.put_child(shared(updated))
+                snapshot.cache_child(updated)
 
 
 # Like kro's kro.run/reconcile: suspended and Crossplane's crossplane.io/paused: a person stops the

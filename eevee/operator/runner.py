@@ -158,6 +158,7 @@ class Runner:
         child_kinds = dict.fromkeys(self.rules.child_kinds())
         # Kinds no table renders any more, that resources record they made: their objects are pruned.
         child_kinds.update(dict.fromkeys(recorded_child_kinds(self.snapshot)))
+        kept = self.rules.cached_fields()
         wanted: set[WatchKey] = set()
         for namespace in scopes:
             for table in self.rules.tables.values():
@@ -165,7 +166,9 @@ class Runner:
             # Children too (label-selected), as controller-runtime's Owns(): a Deployment
             # becoming ready, or edited or deleted by someone, wakes its owner at once.
             for api_version, kind in child_kinds:
-                wanted.add(WatchKey(kind, api_version, plural_of(kind), namespace, CHILD_SELECTOR, None, "child"))
+                # Trimmed to what the tables read: a reload that reads more starts a new informer, which lists anew.
+                keep = kept.get(kind)
+                wanted.add(WatchKey(kind, api_version, plural_of(kind), namespace, CHILD_SELECTOR, None, "child", keep))
             # What tables reference and cannot select by label (a module's envSecret, an S3Store's
             # credentials): a Secret made or changed later takes effect within seconds.
             for api_version, kind in self.rules.referenced_kinds():
@@ -183,6 +186,7 @@ class Runner:
         """An informer for every kind the current tables use; one whose kind a reload dropped ends by itself."""
         with self._watch_lock:
             self._wanted = self._wanted_watches()
+            self.snapshot.kept = self.rules.cached_fields()
             self._synced &= self._wanted
             for key in sorted(self._wanted - set(self._informers), key=repr):
                 informer = Informer(

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from eevee.engine.diff import trim
+from eevee.engine.paths import Path
 from eevee.engine.pods import speaking_pod
 from eevee.engine.render import MANAGED_BY, MANAGED_BY_LABEL
 from eevee.engine.tables import RuleSet
@@ -57,6 +59,12 @@ def shared(obj: Any) -> Any:
     return obj
 
 
+def cached_child(obj: Obj, keep: tuple[Path, ...] | None) -> Obj:
+    """A child as it goes into the cache: trimmed to what the rules read of its kind (``keep``,
+    from RuleSet.cached_fields; None: whole), its strings shared."""
+    return shared(obj if keep is None else trim(obj, keep))
+
+
 @dataclass
 class Snapshot:
     resources: dict[Key, Obj] = field(default_factory=dict)
@@ -77,6 +85,8 @@ class Snapshot:
     # slimmed), indexed by their controller's uid.
     observed: dict[Key, Obj] = field(default_factory=dict)
     observed_owned: dict[str, dict[Key, Obj]] = field(default_factory=dict)
+    # What the cache keeps of each child kind (RuleSet.cached_fields); a kind not named: whole.
+    kept: dict[str, tuple[Path, ...] | None] = field(default_factory=dict)
 
     # --- custom resources ---
 
@@ -134,6 +144,10 @@ class Snapshot:
 
     def child(self, kind: str, namespace: str, name: str) -> Obj | None:
         return self.children.get((kind, namespace, name))
+
+    def cache_child(self, obj: Obj) -> None:
+        """Put a child this operator wrote (the API server's answer), trimmed as its informer trims."""
+        self.put_child(cached_child(obj, self.kept.get(obj["kind"])))
 
     def put_child(self, obj: Obj) -> None:
         key = key_of(obj)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import jsonpatch
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eevee.engine.diff import managed_patch, needs_patch, same
+from eevee.engine.diff import Trimmed, managed_patch, needs_patch, same, trim
 from eevee.engine.paths import get
 from eevee.engine.render import Renderer, copy_json
 from tests.engine.resources import IPC, module
@@ -177,6 +178,58 @@ def test_needs_patch_sees_a_changed_managed_set(rules):
     assert needs_patch(child, live)
 
 
+# --- the cache's trimmed copy ----------------------------------------------------------
+
+
+def kept(rules, kind="Deployment"):
+    return rules.cached_fields()[kind]
+
+
+def test_the_cache_keeps_what_the_rules_read_of_a_deployment_and_a_digest_of_the_rest(rules):
+    child = desired(rules, module(metrics=True, moduleConfig="a: 1", ipcConfig="bus"))
+    live = as_stored(child.body)
+    cached = trim(live, kept(rules))
+    assert isinstance(cached, Trimmed) and len(cached.digest) == 16
+    # what a rule or the engine reads: spec.replicas (status, the printer column), the immutable
+    # selector (re-create or not), metadata (ownership, the record) and status (readiness) ...
+    assert cached["metadata"] == live["metadata"] and cached["status"] == live["status"]
+    assert cached["spec"] == {"replicas": live["spec"]["replicas"], "selector": live["spec"]["selector"]}
+    # ... and not the pod template with the server's defaults.
+    assert "template" not in cached["spec"]
+    assert not needs_patch(child, cached)
+    # A new image: the digest differs, and the patch must be built from the object read anew.
+    changed = desired(rules, module(metrics=True, moduleConfig="a: 1", ipcConfig="bus", image="echo:2"))
+    assert needs_patch(changed, cached)
+    with pytest.raises(ValueError, match="whole live object"):
+        managed_patch(changed, cached)
+
+
+def test_a_drifted_managed_field_changes_the_digest_and_a_foreign_one_does_not(rules):
+    child = desired(rules, module())
+    live = as_stored(child.body)
+    foreign = copy_json(live)
+    foreign["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "OTHER", "value": "x"})
+    assert not needs_patch(child, trim(foreign, kept(rules)))
+    drifted = copy_json(live)
+    drifted["spec"]["template"]["spec"]["containers"][0]["image"] = "evil:latest"
+    assert needs_patch(child, trim(drifted, kept(rules)))
+
+
+def test_a_child_with_no_record_is_cached_whole_for_its_adoption(rules):
+    child = desired(rules, module())
+    live = as_stored(child.body)
+    del live["metadata"]["annotations"]["eevee.bot/managed-fields"]
+    assert trim(live, kept(rules)) is live
+
+
+def test_children_written_once_and_referenced_kinds_are_cached_whole(rules):
+    fields = rules.cached_fields()
+    # createOnly (a Job's template, a claim's spec, a token) is checked for absence; a Secret is
+    # read by references (the fields a probe or an env var takes are not known in advance).
+    assert fields["Job"] is None and fields["PersistentVolumeClaim"] is None and fields["Secret"] is None
+    assert ("spec", "schedule") in fields["CronJob"]  # the backup metrics read it
+
+
 # --- properties ----------------------------------------------------------------------
 
 specs = st.fixed_dictionaries(
@@ -246,3 +299,6 @@ def test_patch_converges_in_one_step_and_keeps_foreign_fields(rules, before, aft
     # ... others' fields survive, and diffing again finds nothing to do.
     assert foreign_kept(result, edits)
     assert managed_patch(new, result) is None
+    # The cache's trimmed copy (a digest of the managed fields) answers as the whole object does.
+    assert needs_patch(new, trim(live, rules.cached_fields()["Deployment"])) == (patch is not None)
+    assert not needs_patch(new, trim(result, rules.cached_fields()["Deployment"]))
