@@ -223,6 +223,13 @@ class Snapshot:
             old = held.get(key)
             if old is None or _later(item, old):  # an answer to our own write may be newer than the list
                 put(item)
+            elif not _later(old, item) and item != old:
+                # The same version in a new form (a reload's tables read more of a child): swapped
+                # quietly, as nothing changed in the cluster; the reload's pass reads it.
+                pending = key in self.changed
+                put(item)
+                if not pending:
+                    self.changed.pop(key, None)
 
     def role(self, role: str) -> tuple[dict[Key, Obj], Any, Any]:
         """What holds the objects an informer of ``role`` brings, and how to put and drop one."""

@@ -128,3 +128,31 @@ def test_a_rendering_in_which_two_children_meet_is_refused_for_that_resource_onl
     assert "children[config].name" in condition["message"] and "children[notes]" in condition["message"]
     assert not cluster.exists("Deployment", "eevee-clash-module")
     assert not cluster.exists("ConfigMap", "eevee-clash-module-config")
+
+
+def test_a_reload_that_reads_more_of_a_child_lists_it_again_whole_enough(cluster, start_operator, tmp_path):
+    """The cache keeps of a child only what the tables read (RuleSet.cached_fields): a Deployment's
+    pod template is not kept while no rule reads it. A reload whose table reads it starts a new
+    Deployment informer, which lists them again with that field; the new rule sees it at once."""
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    service = start_operator(rules_dir=str(rules), poll_interval=0.3, leader_election=False)
+    cluster.create(module("echo", metrics=True))
+    eventually(lambda: cluster.ready("BotModule", "echo"))
+    deployment = service.runner.snapshot.child("Deployment", NAMESPACE, "eevee-echo-module")
+    assert "template" not in deployment["spec"]  # not read by any rule: not kept
+    samples = service.metrics.registry.get_sample_value
+    listed = samples("eevee_operator_relists_total", {"kind": "Deployment", "reason": "initial"})
+    table = rules / "botmodule.yaml"
+    table.write_text(table.read_text().replace("\nmetrics:\n", """
+metrics:
+  - name: eevee_operator_module_metrics_port
+    help: The port the module's container serves its metrics on.
+    fromFieldPath: "live.deployment.spec.template.spec.containers[name=module].ports[name=metrics].containerPort"
+""", 1))
+    labels = {"namespace": NAMESPACE, "name": "echo"}
+    eventually(lambda: samples("eevee_operator_rule_reloads_total", {"result": "success"}) == 2, timeout=15)
+    eventually(lambda: samples("eevee_operator_module_metrics_port", labels) == 9000, timeout=15)
+    assert samples("eevee_operator_relists_total", {"kind": "Deployment", "reason": "initial"}) == listed + 1
+    deployment = service.runner.snapshot.child("Deployment", NAMESPACE, "eevee-echo-module")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 9000
