@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from eevee.engine.diff import Trimmed, managed_patch, needs_patch
+from eevee.engine.diff import Trimmed, leaves_digest, managed_patch, needs_patch, recorded_leaves
 from eevee.engine.paths import format_path, get
 from eevee.engine.pods import pod_problem, pod_status
 from eevee.engine.render import (
     CHILD_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    MANAGED_FIELDS,
     RETAIN,
     DesiredChild,
     InvalidSpec,
@@ -73,6 +75,9 @@ class Outcome:
     gauges: list[Sample] = field(default_factory=list)
 
 
+WHOLE_OBJECTS_KEPT = 64  # whole children remembered after a write or a read (a few MB at most)
+
+
 class Reconciler:
     def __init__(
         self,
@@ -90,6 +95,9 @@ class Reconciler:
         self.events = events
         self.operator_scope = operator_scope
         self.dry_run = dry_run
+        # The whole objects of the children written or read last (the cache keeps them trimmed):
+        # the next patch of one whose spec did not move since is built without reading it again.
+        self._whole: OrderedDict[Key, Obj] = OrderedDict()
 
     def renderer(self, rules: RuleSet, snapshot: Snapshot, cache: Any = None) -> Renderer:
         def fetch(api_version: str, kind: str, namespace: str, name: str) -> Obj | None:
@@ -272,6 +280,7 @@ class Reconciler:
             else:
                 _fill(created, child)
                 snapshot.cache_child(created)
+                self._remember(created)
                 self.metrics.writes.labels(child.kind, "create").inc()
                 return Change.created(child)
         else:
@@ -287,9 +296,8 @@ class Reconciler:
                 )
             return self._recreate(child, live, changed, snapshot, outcome)
         if isinstance(live, Trimmed) and needs_patch(child, live, body):
-            # The cache holds a digest of the managed fields: a patch is built from the object read anew.
-            live = self.kube.get(child.api_version, plural, child.namespace, child.name)
-            _fill(live, child)
+            # The cache holds a digest of the managed fields: a patch is built from the whole object.
+            live = self._whole_object(key, live) or self._read(child)
         patch = managed_patch(child, live, body)
         if patch is None:
             if verified is not None:
@@ -306,7 +314,7 @@ class Reconciler:
             if error.code != 409:
                 raise
             # Someone wrote in between: read it again and make a new patch, once.
-            live = self.kube.get(child.api_version, plural, child.namespace, child.name)
+            live = self._read(child)
             patch = managed_patch(child, live, body)
             if patch is None:
                 _fill(live, child)
@@ -317,8 +325,43 @@ class Reconciler:
             )
         _fill(patched, child)
         snapshot.cache_child(patched)
+        self._remember(patched)
         self.metrics.writes.labels(child.kind, "patch").inc()
         return Change.updated(child, patch.patch)
+
+    def _read(self, child: DesiredChild) -> Obj:
+        """The child as the API server holds it now, whole."""
+        live = self.kube.get(child.api_version, plural_of(child.kind), child.namespace, child.name)
+        _fill(live, child)
+        self._remember(live)
+        return live
+
+    def _remember(self, whole: Obj) -> None:
+        key = key_of(whole)
+        self._whole[key] = whole
+        self._whole.move_to_end(key)
+        while len(self._whole) > WHOLE_OBJECTS_KEPT:
+            self._whole.popitem(last=False)
+
+    def _whole_object(self, key: Key, cached: Trimmed) -> Obj | None:
+        """The whole object behind the cache's trimmed copy, without a request: the last one written
+        or read, if its spec has not moved since (the same uid and metadata.generation, which the API
+        server raises on every spec change) and its managed fields hold what the digest says. Its
+        metadata and status are the cache's, which are current."""
+        whole = self._whole.get(key)
+        metadata = cached["metadata"]
+        if whole is None or metadata.get("generation") is None:
+            return None
+        held = whole["metadata"]
+        if (held.get("uid"), held.get("generation")) != (metadata.get("uid"), metadata["generation"]):
+            return None
+        record = (metadata.get("annotations") or {}).get(MANAGED_FIELDS)
+        rebuilt = {**whole, "metadata": metadata}
+        if "status" in cached:
+            rebuilt["status"] = cached["status"]
+        if not isinstance(record, str) or leaves_digest(rebuilt, recorded_leaves(record)) != cached.digest:
+            return None
+        return rebuilt
 
     @staticmethod
     def _check_ownership(resource: Obj, live: Obj, child: DesiredChild) -> None:
@@ -353,6 +396,7 @@ class Reconciler:
         created = self.kube.create(child.api_version, plural_of(child.kind), child.namespace, child.body)
         _fill(created, child)
         snapshot.cache_child(created)
+        self._remember(created)
         self.metrics.writes.labels(child.kind, "create").inc()
         return Change("Recreated", "re-created", child.kind, child.name, f"{changed} cannot change in place")
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import eventually
+from tests.conftest import NAMESPACE, eventually
 from tests.e2e.test_backups import credentials, store
 from tests.e2e.test_reconcile import examples
 from tests.operator_fixtures import ipc, module, wait_passes
@@ -75,6 +75,45 @@ def test_a_stalled_watch_is_noticed_and_resumed_from_where_it_was(cluster, start
     assert service.metrics.watch_restarts.labels("BotModule", "silent")._value.get() >= 1
     assert [e.path for e in standin.log.entries(mark) if e.verb == "list"] == []  # resumed, not listed again
     standin.thaw_watches()
+
+
+def deployment_reads(standin, mark, name):
+    """The operator's reads of one Deployment since ``mark`` (not the test's own)."""
+    return [e for e in standin.log.entries(mark) if e.verb == "get" and e.resource == "deployments"
+            and e.name == name and e.agent.startswith("eevee-operator/")]
+
+
+def test_a_trimmed_child_is_patched_from_the_whole_object(cluster, start_operator, standin):
+    """The cache keeps a Deployment without its pod template (no rule reads it), with a digest of
+    the fields it manages. A patch is built from the whole object: read anew when its spec moved
+    since the operator last wrote it (metadata.generation, which kube-apiserver raises on every
+    spec change of a Deployment), else the one its last write returned."""
+    start_operator(poll_interval=3600.0)  # only the watch brings the changes
+    cluster.create(module("echo"))
+    eventually(lambda: cluster.ready("BotModule", "echo"))
+    name = "eevee-echo-module"
+
+    def images():
+        return [(c["name"], c["image"]) for c in cluster.deployment(name)["spec"]["template"]["spec"]["containers"]]
+
+    # A sidecar injector puts its container first: the module's container moves to index 1.
+    cluster.apps.patch_namespaced_deployment(name, NAMESPACE, [
+        {"op": "add", "path": "/spec/template/spec/containers/0", "value": {"name": "sidecar", "image": "proxy:1"}}])
+    mark = standin.log.mark()
+    cluster.patch("BotModule", "echo", {"spec": {"image": "ghcr.io/eeveebot/echo:2.0.0"}})
+    eventually(lambda: images() == [("sidecar", "proxy:1"), ("module", "ghcr.io/eeveebot/echo:2.0.0")])
+    assert len(deployment_reads(standin, mark, name)) == 1  # its spec moved: read anew, once
+
+    # Its rollout runs (status writes, no spec change): the next patch needs no read.
+    mark = standin.log.mark()
+    cluster.patch("BotModule", "echo", {"spec": {"image": "ghcr.io/eeveebot/echo:3.0.0"}})
+    eventually(lambda: images() == [("sidecar", "proxy:1"), ("module", "ghcr.io/eeveebot/echo:3.0.0")])
+    assert deployment_reads(standin, mark, name) == []
+
+    # Drift of a managed field is put back through the watch, from the object read anew.
+    cluster.apps.patch_namespaced_deployment(name, NAMESPACE, [
+        {"op": "replace", "path": "/spec/template/spec/containers/1/image", "value": "evil:latest"}])
+    eventually(lambda: images() == [("sidecar", "proxy:1"), ("module", "ghcr.io/eeveebot/echo:3.0.0")])
 
 
 def test_a_credentials_secret_made_later_takes_effect_within_seconds(cluster, start_operator, standin, s3_server):
