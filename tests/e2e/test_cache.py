@@ -86,8 +86,12 @@ def deployment_reads(standin, mark, name):
 def test_a_trimmed_child_is_patched_from_the_whole_object(cluster, start_operator, standin):
     """The cache keeps a Deployment without its pod template (no rule reads it), with a digest of
     the fields it manages. A patch is built from the whole object: read anew when its spec moved
-    since the operator last wrote it (metadata.generation, which kube-apiserver raises on every
-    spec change of a Deployment), else the one its last write returned."""
+    since the operator last wrote it, else the one its last write returned.
+
+    Real-server rule relied on: kube-apiserver raises metadata.generation on every change of a
+    Deployment's spec (k8s.io/kubernetes pkg/registry/apps/deployment/strategy.go,
+    PrepareForUpdate: "Any changes to the spec increment the generation number"), and status
+    writes through deployments/status leave it; the stand-in does the same (registry.py)."""
     start_operator(poll_interval=3600.0)  # only the watch brings the changes
     cluster.create(module("echo"))
     eventually(lambda: cluster.ready("BotModule", "echo"))
