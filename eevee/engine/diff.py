@@ -19,6 +19,7 @@ cheaper than ``jsonpatch.make_patch`` of the same object against itself.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 import jsonpatch
 import orjson
 
-from eevee.engine.paths import ListKey, Path, decode_path_set, find_index, flatten, get, pointer
+from eevee.engine.paths import ListKey, Path, assign, decode_path_set, find_index, flatten, get, pointer
 from eevee.engine.render import MANAGED_FIELDS, DesiredChild, copy_json, managed_leaves
 
 _MISSING = object()
@@ -52,9 +53,17 @@ class Trimmed(dict):  # type: ignore[type-arg]
     digest: bytes
 
 
+@functools.lru_cache(maxsize=64)
+def _decoded(record: str) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """A record decoded once while one child is worked on (the trimmed check, the whole object's
+    check and the patch all read it); each child's record is its own (its owner's uid is in it)."""
+    leaves, units = decode_path_set(record)
+    return tuple(leaves), tuple(units)
+
+
 def recorded_leaves(record: str) -> tuple[Path, ...]:
-    """The leaves of a managed-fields record (each child's own: its owner's uid is in it)."""
-    return tuple(decode_path_set(record)[0])
+    """The leaves of a managed-fields record."""
+    return _decoded(record)[0]
 
 
 def leaves_digest(obj: Mapping[str, Any], leaves: tuple[Path, ...]) -> bytes:
@@ -69,8 +78,9 @@ def trim(obj: dict[str, Any], keep: tuple[Path, ...]) -> dict[str, Any]:
     controller caches: its identity, metadata and status, the fields in ``keep`` (what the rules
     read of it), and a digest of the leaves its managed-fields record names, which is all
     :func:`needs_patch` compares. The rest (most of a pod template, the server's defaults) is
-    dropped: a patch is built from the object read anew. An object with no record (not written
-    by this operator yet, to be adopted) is kept whole: adopting it reads all its fields."""
+    dropped: a patch is built from the whole object (the one the operator last wrote or read, if
+    it has not moved since, else read anew). An object with no record (not written by this
+    operator yet, to be adopted) is kept whole: adopting it reads all its fields."""
     record = ((obj.get("metadata") or {}).get("annotations") or {}).get(MANAGED_FIELDS)
     if not isinstance(record, str):
         return obj
@@ -78,10 +88,7 @@ def trim(obj: dict[str, Any], keep: tuple[Path, ...]) -> dict[str, Any]:
     for path in keep:
         found = get(obj, path, _MISSING)
         if found is not _MISSING:
-            node = out
-            for segment in path[:-1]:
-                node = node.setdefault(segment, {})
-            node[path[-1]] = found
+            assign(out, path, found)
     out.digest = leaves_digest(obj, recorded_leaves(record))
     return out
 
@@ -97,7 +104,8 @@ def previously_managed(
     and the object ends up exactly as rendered (createOnly fields stay as they are)."""
     text = (live.get("metadata", {}).get("annotations") or {}).get(MANAGED_FIELDS)
     if isinstance(text, str):
-        return decode_path_set(text)
+        leaves, units = _decoded(text)
+        return list(leaves), list(units)
     if desired is None:
         return [], []
     leaves: list[Path] = []

@@ -23,6 +23,58 @@ REVISION = "deployment.kubernetes.io/revision"
 STARTING = frozenset({"ContainerCreating", "PodInitializing"})
 
 
+class Reads(NamedTuple):
+    """What this module reads of a kind it observes, which is all the cache keeps of it (as
+    controller-runtime's cache transforms keep a cache small): a ReplicaSet's owner and revision,
+    a Pod's owner and the status fields below (not its spec, labels, IPs, QoS class or the
+    containers' runtime ids)."""
+
+    api_version: str
+    kind: str
+    annotations: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()
+    container_status: tuple[str, ...] = ()  # of each status.containerStatuses item
+    # Whether its own change can change what its resource reports (a Pod's status can; a
+    # ReplicaSet's new revision cannot alone: its Pods' events follow).
+    wakes_owner: bool = False
+
+
+OBSERVED_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp", "ownerReferences")
+OBSERVED = {
+    read.kind: read
+    for read in (
+        Reads("apps/v1", "ReplicaSet", annotations=(REVISION,)),
+        Reads(
+            "v1",
+            "Pod",
+            status=("phase", "conditions", "startTime", "containerStatuses"),
+            container_status=("name", "ready", "restartCount", "image", "state", "lastState"),
+            wakes_owner=True,
+        ),
+    )
+}
+
+
+def _pick(mapping: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: mapping[k] for k in keys if k in mapping} if isinstance(mapping, dict) else {}
+
+
+def slim(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """An observed object (a kind of :data:`OBSERVED`) cut to what this module reads of it."""
+    reads = OBSERVED[obj.get("kind", "")]
+    metadata = obj.get("metadata") or {}
+    kept = _pick(metadata, OBSERVED_METADATA)
+    if annotations := _pick(metadata.get("annotations"), reads.annotations):
+        kept["annotations"] = annotations
+    out = {"apiVersion": obj.get("apiVersion"), "kind": reads.kind, "metadata": kept}
+    if reads.status:
+        status = _pick(obj.get("status"), reads.status)
+        if isinstance(status.get("containerStatuses"), list):
+            status["containerStatuses"] = [_pick(c, reads.container_status) for c in status["containerStatuses"]]
+        out["status"] = status
+    return out
+
+
 class PodProblem(NamedTuple):
     reason: str  # CrashLoopBackOff, ImagePullBackOff, ErrImagePull, CreateContainerConfigError, Unschedulable, ...
     message: str  # without the restart count: that is `restarts`, reported apart (and throttled)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
+from eevee.engine import pods
 from eevee.engine.paths import Path
 from eevee.kube.client import Kube, KubeError
 from eevee.metrics import Metrics
@@ -198,31 +199,5 @@ class Informer:
 
 
 def cached_observed(obj: dict[str, Any]) -> dict[str, Any]:
-    """An observed object as the cache keeps it: slimmed, its strings shared."""
-    return shared(slim(obj))
-
-
-KEPT_METADATA = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp", "ownerReferences", "annotations")
-# What eevee.engine.pods reads of a Pod's status (not its IPs, QoS class, or the containers' runtime ids).
-KEPT_POD_STATUS = ("phase", "conditions", "startTime", "containerStatuses")
-KEPT_CONTAINER_STATUS = ("name", "ready", "restartCount", "image", "state", "lastState")
-
-
-def slim(obj: dict[str, Any]) -> dict[str, Any]:
-    """What the operator reads of an observed object (a ReplicaSet: who controls it and its
-    revision; a Pod: that and its status), as controller-runtime's cache transforms keep a cache
-    small: a Pod's spec and labels are never read."""
-    metadata = obj.get("metadata") or {}
-    kept = {k: metadata[k] for k in KEPT_METADATA if k in metadata}
-    if obj.get("kind") == "Pod":
-        kept.pop("annotations", None)
-        status = {k: v for k, v in (obj.get("status") or {}).items() if k in KEPT_POD_STATUS}
-        if isinstance(status.get("containerStatuses"), list):
-            status["containerStatuses"] = [
-                {k: v for k, v in c.items() if k in KEPT_CONTAINER_STATUS} if isinstance(c, dict) else c
-                for c in status["containerStatuses"]
-            ]
-        return {"apiVersion": obj.get("apiVersion"), "kind": "Pod", "metadata": kept, "status": status}
-    revision = (kept.get("annotations") or {}).get("deployment.kubernetes.io/revision")
-    kept["annotations"] = {"deployment.kubernetes.io/revision": revision} if revision else {}
-    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": kept}
+    """An observed object as the cache keeps it: what eevee.engine.pods reads of it, its strings shared."""
+    return shared(pods.slim(obj))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eevee import __version__
+from eevee.engine import pods
 from eevee.engine.render import MANAGED_BY, MANAGED_BY_LABEL, RenderCache, status_inputs
 from eevee.engine.status import FAILING_METRIC, Sample, failing_sample
 from eevee.engine.tables import RuleSet
@@ -177,9 +178,9 @@ class Runner:
             # What the children run (a table's pods.of): their ReplicaSets and Pods, which carry the
             # children's pod-template labels, so the same label selects them and nothing else.
             if self.rules.watches_pods():
-                for api_version, kind in (("apps/v1", "ReplicaSet"), ("v1", "Pod")):
-                    plural = plural_of(kind)
-                    wanted.add(WatchKey(kind, api_version, plural, namespace, CHILD_SELECTOR, None, "observed"))
+                for read in pods.OBSERVED.values():
+                    kind, plural = read.kind, plural_of(read.kind)
+                    wanted.add(WatchKey(kind, read.api_version, plural, namespace, CHILD_SELECTOR, None, "observed"))
         return wanted
 
     def _start_watches(self) -> None:
@@ -420,8 +421,8 @@ class Runner:
                     self.snapshot.drop_observed(key_of(obj))
                 else:
                     self.snapshot.put_observed(obj)
-                owner = self.snapshot.owner_of_observed(obj) if obj["kind"] == "Pod" else None
-                if owner is not None:  # (a ReplicaSet alone changes no Pod's word: its Pods' events will)
+                owner = self.snapshot.owner_of_observed(obj) if pods.OBSERVED[obj["kind"]].wakes_owner else None
+                if owner is not None:
                     keys[owner] = None
             elif type_ == "DELETED":
                 self.snapshot.drop_other(key_of(obj))
