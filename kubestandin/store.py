@@ -163,6 +163,10 @@ class Store:
         self.event_rvs: list[int] = []
         self.objects: dict[Key, dict[tuple[str, str], Obj]] = {}
         self.by_uid: dict[str, tuple[Key, str, str]] = {}
+        # owner uid -> {dependent uid: its type}: the garbage collector's graph (kube-controller-manager's
+        # GC keeps each owner's dependents in its uidToNode graph), so an owner's deletion does not
+        # scan every object with the store locked.
+        self.owned: dict[str, dict[str, ResourceType]] = {}
         self.appliers: dict[str, dict[str, set[Any]]] = {}  # uid -> field manager -> paths it applied
         self.listeners: list[Listener] = []
         self.closed = False
@@ -184,6 +188,27 @@ class Store:
         for listener in self.listeners:
             listener(event)
         self.changed.notify_all()
+
+    @staticmethod
+    def _owner_uids(obj: Obj | None) -> set[str]:
+        return {ref.get("uid", "") for ref in (obj or {}).get("metadata", {}).get("ownerReferences") or []}
+
+    def _put(self, rt: ResourceType, key: tuple[str, str], obj: Obj, old: Obj | None) -> None:
+        """Store ``obj`` (replacing ``old``) and keep the owner index current."""
+        self._bucket(rt)[key] = obj
+        uid = obj["metadata"]["uid"]
+        before, after = self._owner_uids(old), self._owner_uids(obj)
+        for owner in before - after:
+            self._unown(owner, uid)
+        for owner in after - before:
+            self.owned.setdefault(owner, {})[uid] = rt
+
+    def _unown(self, owner: str, uid: str) -> None:
+        dependents = self.owned.get(owner)
+        if dependents is not None:
+            dependents.pop(uid, None)
+            if not dependents:
+                del self.owned[owner]
 
     def _next_rv(self) -> str:
         self.rv += 1
@@ -330,7 +355,7 @@ class Store:
             if dry_run:
                 return obj  # no resourceVersion: only storage gives one
             metadata["resourceVersion"] = self._next_rv()
-            bucket[key] = obj
+            self._put(rt, key, obj, None)
             self.by_uid[metadata["uid"]] = ((rt.group, rt.plural), key[0], name)
             if rt.kind == "CustomResourceDefinition":
                 obj = self._establish(obj, None)
@@ -451,7 +476,7 @@ class Store:
             candidate["metadata"]["resourceVersion"] = self._next_rv()
             if candidate["metadata"].get("deletionTimestamp") and not candidate["metadata"].get("finalizers"):
                 return self._remove(rt, key, candidate)
-            bucket[key] = candidate
+            self._put(rt, key, candidate, old)
             if rt.kind == "CustomResourceDefinition":
                 candidate = self._establish(candidate, old)
                 bucket[key] = candidate
@@ -508,7 +533,7 @@ class Store:
                 marked = dict(obj)
                 marked["metadata"] = dict(obj["metadata"], deletionTimestamp=now(), deletionGracePeriodSeconds=0)
                 marked["metadata"]["resourceVersion"] = self._next_rv()
-                self._bucket(rt)[key] = marked
+                self._put(rt, key, marked, obj)
                 self._emit("MODIFIED", rt, marked, obj)
                 return marked
             removed = dict(obj)
@@ -522,6 +547,8 @@ class Store:
     def _remove(self, rt: ResourceType, key: tuple[str, str], obj: Obj) -> Obj:
         self._bucket(rt).pop(key, None)
         self.by_uid.pop(obj["metadata"]["uid"], None)
+        for owner in self._owner_uids(obj):
+            self._unown(owner, obj["metadata"]["uid"])
         self.appliers.pop(obj["metadata"]["uid"], None)
         self._emit("DELETED", rt, obj, None)
         if rt.kind == "CustomResourceDefinition":
@@ -548,10 +575,10 @@ class Store:
     def dependents(self, uid: str) -> list[tuple[ResourceType, Obj]]:
         out = []
         with self.lock:
-            for rt in self.registry.all():
-                for obj in self.objects.get((rt.group, rt.plural), {}).values():
-                    if any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or []):
-                        out.append((rt, obj))
+            for dependent, rt in list(self.owned.get(uid, {}).items()):
+                obj = self.find_uid(dependent)
+                if obj is not None:
+                    out.append((rt, obj))
         return out
 
     def _orphan_dependents(self, uid: str) -> None:

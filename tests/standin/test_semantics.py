@@ -367,6 +367,22 @@ def test_owner_deletion_collects_dependents_in_the_background(api, crds):
     eventually(lambda: names() == {"bystander"}, message="dependent collected")
 
 
+def test_the_collector_follows_owner_references_as_they_are_now(api, crds):
+    """The garbage collector acts on the ownerReferences a dependent holds when its owner goes
+    (kubernetes.io/docs/concepts/architecture/garbage-collection; kube-controller-manager's GC
+    graph is updated by every dependent's update event): a reference removed by an update no
+    longer ties the object to the owner, one added by an update does."""
+    owner = bm(api, "create", module())
+    core = client.CoreV1Api(api)
+    core.create_namespaced_config_map(NAMESPACE, {"metadata": {"name": "freed", "ownerReferences": owned_by(owner)}})
+    core.create_namespaced_config_map(NAMESPACE, {"metadata": {"name": "claimed"}})
+    core.patch_namespaced_config_map("freed", NAMESPACE, {"metadata": {"ownerReferences": None}})
+    core.patch_namespaced_config_map("claimed", NAMESPACE, {"metadata": {"ownerReferences": owned_by(owner)}})
+    bm(api, "delete", "echo")
+    names = lambda: {c.metadata.name for c in core.list_namespaced_config_map(NAMESPACE).items}  # noqa: E731
+    eventually(lambda: names() == {"freed"}, message="only the object that holds the reference now is collected")
+
+
 def test_orphan_propagation_keeps_dependents(api, crds):
     owner = bm(api, "create", module())
     core = client.CoreV1Api(api)
