@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import platform
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -26,6 +26,23 @@ from eevee import __version__
 from eevee.engine.status import Sample
 
 _FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class KindGauges(Collector):
+    """A gauge by kind worked out when it is scraped (client_golang's GaugeFunc, with a label):
+    counting every resource and child on every event was milliseconds of a reconcile's time at
+    5,000 modules. ``source`` is set by the runner; it reads the cache without locking (a
+    ``list()`` of a dict is one step under the GIL)."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name, self.documentation = name, documentation
+        self.source: Callable[[], Mapping[str, int]] = dict
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=["kind"])
+        for kind, count in sorted(self.source().items()):
+            family.add_metric([kind], count)
+        yield family
 
 
 class ResourceGauges(Collector):
@@ -115,12 +132,10 @@ class Metrics:
         self.passes = Counter(
             "eevee_operator_poll_passes_total", "Full poll passes, by result.", ["result"], registry=r
         )
-        self.managed = Gauge(
-            "eevee_operator_managed_objects",
-            "Objects the operator manages, by kind (custom resources and children).",
-            ["kind"],
-            registry=r,
+        self.managed = KindGauges(
+            "eevee_operator_managed_objects", "Objects the operator manages, by kind (custom resources and children)."
         )
+        r.register(self.managed)
         self.rule_reloads = Counter(
             "eevee_operator_rule_reloads_total",
             "Rule-table (re)loads, by result (success, failure).",
@@ -162,12 +177,11 @@ class Metrics:
             ["kind", "reason"],
             registry=r,
         )
-        self.paused = Gauge(
+        self.paused = KindGauges(
             "eevee_operator_paused_resources",
             "Resources whose children are not written while annotated eevee.bot/reconcile=paused, by kind.",
-            ["kind"],
-            registry=r,
         )
+        r.register(self.paused)
         self.cache_synced = Gauge(
             "eevee_operator_cache_synced",
             "1 once every kind the rule tables read has been listed into the cache.",

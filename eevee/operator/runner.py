@@ -107,6 +107,9 @@ class Runner:
             metrics.leader.set(0)
         else:
             metrics.leader.set(1)
+        # Counted when /metrics is scraped, not on every event (see KindGauges).
+        metrics.managed.source = self.snapshot.count
+        metrics.paused.source = self._paused_counts
 
     # --- state for the HTTP API ----------------------------------------------------
 
@@ -356,15 +359,15 @@ class Runner:
         return outcome
 
     def _publish(self) -> None:
-        for kind, count in self.snapshot.count().items():
-            self.metrics.managed.labels(kind).set(count)
+        self.metrics.resources.replace(self._gauges)
+
+    def _paused_counts(self) -> dict[str, int]:
+        """Paused resources by kind, a 0 for every table's kind (read when /metrics is scraped)."""
         held = dict.fromkeys(self.rules.tables, 0)
-        for (kind, _, _), resource in self.snapshot.resources.items():
+        for (kind, _, _), resource in list(self.snapshot.resources.items()):
             if paused(resource):
                 held[kind] = held.get(kind, 0) + 1
-        for kind, count in held.items():
-            self.metrics.paused.labels(kind).set(count)
-        self.metrics.resources.replace(self._gauges)
+        return held
 
     def _retry_due(self) -> None:
         if self.passes == 0:
