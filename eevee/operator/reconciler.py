@@ -75,6 +75,11 @@ class Outcome:
     gauges: list[Sample] = field(default_factory=list)
 
 
+# A patch answered 409 Conflict (the object moved since it was read) is made anew from the object
+# read again, up to this many attempts in all: client-go's retry.DefaultRetry makes 5, "for a
+# conflict where multiple clients are making changes to the same resource". A Deployment in a
+# rollout has its status written many times a second; one retry was not always enough.
+CONFLICT_ATTEMPTS = 5
 WHOLE_OBJECTS_KEPT = 64  # whole children remembered after a write or a read (a few MB at most)
 
 
@@ -306,23 +311,23 @@ class Reconciler:
         if self.dry_run:
             outcome.writes.append(PlannedWrite("patch", child.kind, child.namespace, child.name, patch.patch))
             return Change.updated(child, patch.patch)
-        try:
-            patched = self.kube.patch(
-                child.api_version, plural, child.namespace, child.name, patch.patch, content_type=JSON_PATCH
-            )
-        except KubeError as error:
-            if error.code != 409:
-                raise
-            # Someone wrote in between: read it again and make a new patch, once.
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                patched = self.kube.patch(
+                    child.api_version, plural, child.namespace, child.name, patch.patch, content_type=JSON_PATCH
+                )
+                break
+            except KubeError as error:
+                if error.code != 409 or attempt == CONFLICT_ATTEMPTS:
+                    raise
+            # Someone wrote in between (a rollout's status, another client): read it again and
+            # make a new patch, as client-go's retry.RetryOnConflict does.
             live = self._read(child)
             patch = managed_patch(child, live, body)
             if patch is None:
                 _fill(live, child)
                 snapshot.cache_child(live)
                 return None
-            patched = self.kube.patch(
-                child.api_version, plural, child.namespace, child.name, patch.patch, content_type=JSON_PATCH
-            )
         _fill(patched, child)
         snapshot.cache_child(patched)
         self._remember(patched)

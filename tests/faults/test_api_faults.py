@@ -66,12 +66,19 @@ def test_timeouts_on_patches_are_retried(cluster, start_operator, standin):
 
 
 def test_conflicts_are_reread_and_patched_again(cluster, operator, standin):
+    """Three 409s in a row (a rollout writes its Deployment's status many times a second) are
+    three re-reads and new patches within the one reconcile, as client-go's RetryOnConflict does
+    (retry.DefaultRetry: 5 attempts): no failed reconcile, no retry after a backoff."""
     cluster.create(module("echo"))
     eventually(lambda: cluster.ready("BotModule", "echo"))
+    errors = samples(operator, "eevee_operator_reconcile_total", {"kind": "BotModule", "result": "error"})
+    gets = {"verb": "get", "resource": "deployments", "code": "200"}
+    read = samples(operator, "eevee_operator_kube_requests_total", gets)
     standin.faults.inject(verb="patch", resource="deployments", code=409, times=3)
     cluster.patch("BotModule", "echo", {"spec": {"size": 3}})
     eventually(lambda: cluster.deployment("eevee-echo-module")["spec"]["replicas"] == 3, timeout=30)
-    assert samples(operator, "eevee_operator_kube_requests_total", {"verb": "get", "resource": "deployments", "code": "200"}) >= 1
+    assert samples(operator, "eevee_operator_kube_requests_total", gets) >= read + 3
+    assert samples(operator, "eevee_operator_reconcile_total", {"kind": "BotModule", "result": "error"}) == errors
 
 
 def test_a_failing_list_is_retried_and_the_loop_goes_on(cluster, start_operator, standin):
